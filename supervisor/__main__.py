@@ -1,0 +1,3 @@
+from kernelsvc.supervisor.cli import main
+
+main()

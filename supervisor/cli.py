@@ -1,0 +1,92 @@
+"""`kernelsvc start`: parse options, bind the public sockets, run the supervisor."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import structlog
+import zmq
+
+from kernelsvc.supervisor import __version__
+from kernelsvc.supervisor.config import Config
+from kernelsvc.supervisor.connection import (
+    ConnectionInfo,
+    load_connection_file,
+    new_connection,
+    write_connection,
+)
+from kernelsvc.supervisor.errors import SupervisorError
+from kernelsvc.supervisor.heartbeat import Heartbeat
+from kernelsvc.supervisor.logconfig import configure_logging
+from kernelsvc.supervisor.loop import Supervisor
+from kernelsvc.supervisor.sockets import bind_public, private_endpoint_dir
+
+log = structlog.get_logger("kernelsvc.supervisor")
+
+
+@click.group()
+@click.version_option(__version__, prog_name="kernelsvc")
+def main() -> None:
+    """kernelsvc: a Jupyter kernel that survives its user's code."""
+
+
+@main.command()
+@click.option(
+    "--connection-file",
+    "-f",
+    "connection_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Use this connection file if it exists; otherwise create it (and remove it on exit).",
+)
+@click.option("--ip", default="127.0.0.1", show_default=True, help="IP to bind for a new file.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "json", "console"]),
+    default="auto",
+    show_default=True,
+)
+def start(connection_file: Path, ip: str, log_level: str, log_format: str) -> None:
+    """Start the kernel service on CONNECTION_FILE's sockets."""
+    configure_logging(log_level, log_format)
+    config = Config(connection_file=connection_file, ip=ip, log_level=log_level,
+                    log_format=log_format)
+    try:
+        code = serve(config)
+    except SupervisorError as exc:
+        click.echo(f"kernelsvc: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(code)
+
+
+def serve(config: Config) -> int:
+    path = config.connection_file
+    created = not path.exists()
+    info: ConnectionInfo = new_connection(config.ip) if created else load_connection_file(path)
+    if info.ip not in ("127.0.0.1", "localhost", "::1") and info.transport == "tcp":
+        log.warning("binding_non_loopback", ip=info.ip)
+    ctx = zmq.Context()
+    sockets, info = bind_public(ctx, info)
+    if created:
+        write_connection(path, info)
+    heartbeat = Heartbeat(ctx, sockets.hb)
+    heartbeat.start()
+    private_dir = private_endpoint_dir()
+    log.info("kernel_listening", connection_file=str(path), transport=info.transport, ip=info.ip,
+             shell_port=info.shell_port, created=created)
+    try:
+        return Supervisor(config, info, ctx, sockets, private_dir).run()
+    finally:
+        heartbeat.stop()
+        sockets.close(linger_ms=200)
+        ctx.term()
+        if created:
+            path.unlink(missing_ok=True)

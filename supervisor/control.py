@@ -1,0 +1,60 @@
+"""Requests the supervisor answers itself, on control (and kernel_info on shell too)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from kernelsvc.supervisor.protocol import MsgType
+from kernelsvc.supervisor.wire import Inbound, unpack_content
+
+if TYPE_CHECKING:
+    from kernelsvc.supervisor.loop import Supervisor
+
+Handler = Callable[["Supervisor", Inbound], None]
+
+
+def answer_kernel_info(sup: Supervisor, request: Inbound, sock) -> None:
+    sup.outbox.reply_busy_idle(sock, request, sup.kernel_info())
+
+
+def on_kernel_info(sup: Supervisor, request: Inbound) -> None:
+    answer_kernel_info(sup, request, sup.sockets.control)
+
+
+def on_interrupt(sup: Supervisor, request: Inbound) -> None:
+    sup.interrupt_worker()
+    sup.outbox.reply_busy_idle(sup.sockets.control, request, {"status": "ok"})
+
+
+def on_shutdown(sup: Supervisor, request: Inbound) -> None:
+    content = unpack_content(sup.session, request)
+    restart = bool(content.get("restart", False))
+    reply = {"status": "ok", "restart": restart}
+    sup.outbox.reply_busy_idle(sup.sockets.control, request, reply)
+    # ipykernel also publishes the reply on IOPub, so every client learns of the shutdown.
+    sup.outbox.publish(MsgType.SHUTDOWN_REPLY, reply, request.header)
+    sup.begin_stop("shutdown_request", restart=restart)
+
+
+def on_usage(sup: Supervisor, request: Inbound) -> None:
+    sup.outbox.reply_busy_idle(sup.sockets.control, request, sup.usage())
+
+
+CONTROL_HANDLERS: dict[str, Handler] = {
+    MsgType.KERNEL_INFO_REQUEST: on_kernel_info,
+    MsgType.INTERRUPT_REQUEST: on_interrupt,
+    MsgType.SHUTDOWN_REQUEST: on_shutdown,
+    MsgType.USAGE_REQUEST: on_usage,
+}
+
+
+def host_usage() -> dict[str, object]:
+    import psutil
+
+    return {
+        "host_cpu_percent": psutil.cpu_percent(interval=None),
+        "cpu_count": os.cpu_count(),
+        "host_virtual_memory": dict(psutil.virtual_memory()._asdict()),
+    }

@@ -1,0 +1,431 @@
+"""The supervisor: one poll loop over the public sockets, the worker link, signals and the pidfd."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+import zmq
+
+from kernelsvc.supervisor import __version__
+from kernelsvc.supervisor.config import Config
+from kernelsvc.supervisor.connection import ConnectionInfo
+from kernelsvc.supervisor.control import CONTROL_HANDLERS, answer_kernel_info, host_usage
+from kernelsvc.supervisor.outbox import Outbox
+from kernelsvc.supervisor.protocol import (
+    WORKER_SHELL_TYPES,
+    Channel,
+    MsgType,
+    SysEvent,
+)
+from kernelsvc.supervisor.relay import ShellQueue
+from kernelsvc.supervisor.signals import SignalPipe
+from kernelsvc.supervisor.sockets import PublicSockets
+from kernelsvc.supervisor.states import Lifecycle, WorkerState
+from kernelsvc.supervisor.wire import Inbound, RejectedMessage, make_session, peek, unpack_content
+from kernelsvc.supervisor.worker_handle import ExitInfo, WorkerHandle
+
+log = structlog.get_logger("kernelsvc.supervisor")
+
+MAX_BOOT_FAILURES = 3
+
+
+class Supervisor:
+    def __init__(
+        self,
+        config: Config,
+        info: ConnectionInfo,
+        ctx: zmq.Context,
+        sockets: PublicSockets,
+        private_dir: Path,
+    ) -> None:
+        self.config = config
+        self.info = info
+        self.ctx = ctx
+        self.sockets = sockets
+        self.private_dir = private_dir
+        self.session = make_session(info)
+        self.outbox = Outbox(self.session, sockets.iopub)
+        self.queue = ShellQueue()
+        self.lifecycle = Lifecycle(on_change=self._log_transition)
+        self.signals = SignalPipe()
+        self.internal = ctx.socket(zmq.ROUTER)
+        self.internal.linger = 0
+        self.endpoint = f"ipc://{private_dir}/worker"
+        self.internal.bind(self.endpoint)
+        self.worker: WorkerHandle | None = None
+        self.generation = 0
+        self.boot_failures = 0
+        self.worker_kernel_info: dict[str, Any] | None = None
+        self.kernel_info_waiting: list[tuple[Inbound, zmq.Socket]] = []
+        self.exit_code: int | None = None
+        self.started = time.monotonic()
+        self._timers: list[tuple[float, int, str, Callable[[], None]]] = []
+        self._timer_seq = itertools.count()
+        self._poller = zmq.Poller()
+
+    # ------------------------------------------------------------------ running
+
+    def run(self) -> int:
+        """Start the worker and serve until asked to stop; returns the exit code."""
+        self.signals.install()
+        for sock in self._polled_sockets():
+            self._poller.register(sock, zmq.POLLIN)
+        self._poller.register(self.signals.fileno(), zmq.POLLIN)
+        self.spawn_worker()
+        try:
+            while self.exit_code is None:
+                self.poll_once()
+        finally:
+            self.signals.close()
+            self.internal.close(linger=0)
+            shutil.rmtree(self.private_dir, ignore_errors=True)
+        return self.exit_code
+
+    def _polled_sockets(self) -> list[zmq.Socket]:
+        s = self.sockets
+        return [self.internal, s.control, s.shell, s.stdin, s.iopub]
+
+    def poll_once(self) -> None:
+        events = dict(self._poller.poll(self._poll_timeout_ms()))
+        if self.signals.fileno() in events:
+            self.handle_signals()
+        if self.worker and self.worker.pidfd is not None and self.worker.pidfd in events:
+            self.reap_worker()
+        # The worker link first: replies and output drain before new requests start.
+        if self.internal in events:
+            self.drain(self.internal, self.on_worker_frames)
+        if self.sockets.control in events:
+            self.drain(self.sockets.control, self.on_control)
+        if self.sockets.shell in events:
+            self.drain(self.sockets.shell, self.on_shell)
+        if self.sockets.stdin in events:
+            self.drain(self.sockets.stdin, self.on_stdin)
+        if self.sockets.iopub in events:
+            self.drain(self.sockets.iopub, self.on_subscription)
+        self.run_due_timers()
+
+    @staticmethod
+    def drain(sock: zmq.Socket, handle: Callable[[list[bytes]], None], limit: int = 256) -> None:
+        """Handle what is ready on ``sock``, bounded so one busy socket cannot starve the rest."""
+        for _ in range(limit):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            handle(frames)
+
+    # ------------------------------------------------------------------ timers
+
+    def call_later(self, delay: float, name: str, callback: Callable[[], None]) -> None:
+        deadline = time.monotonic() + delay
+        heapq.heappush(self._timers, (deadline, next(self._timer_seq), name, callback))
+
+    def cancel_timers(self, name: str) -> None:
+        self._timers = [t for t in self._timers if t[2] != name]
+        heapq.heapify(self._timers)
+
+    def _poll_timeout_ms(self) -> int | None:
+        if not self._timers:
+            return None
+        return max(0, int((self._timers[0][0] - time.monotonic()) * 1000) + 1)
+
+    def run_due_timers(self) -> None:
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, _, callback = heapq.heappop(self._timers)
+            callback()
+
+    # ------------------------------------------------------------------ the worker
+
+    def spawn_worker(self) -> None:
+        self.generation += 1
+        self.worker = WorkerHandle(self.endpoint, self.generation)
+        self.lifecycle.to(WorkerState.STARTING)
+        self.outbox.status("starting")
+        self.worker.spawn()
+        self._poller.register(self.worker.pidfd, zmq.POLLIN)
+        self.call_later(self.config.worker_boot_timeout, "boot", self.on_boot_timeout)
+        log.info("worker_spawned", worker_pid=self.worker.pid, generation=self.generation)
+
+    def on_boot_timeout(self) -> None:
+        if self.lifecycle.is_(WorkerState.STARTING) and self.worker:
+            log.error("worker_boot_timeout", worker_pid=self.worker.pid, generation=self.generation)
+            self.worker.kill()
+
+    @property
+    def worker_identity(self) -> bytes:
+        return f"w{self.generation}".encode()
+
+    def send_to_worker(self, channel: Channel, frames: list[bytes]) -> None:
+        self.internal.send_multipart([self.worker_identity, channel.frame, *frames])
+
+    def send_sys(self, event: SysEvent, **fields: Any) -> None:
+        self.send_to_worker(Channel.SYS, [json.dumps({"event": event, **fields}).encode()])
+
+    def reap_worker(self) -> None:
+        assert self.worker is not None
+        self._poller.unregister(self.worker.pidfd)
+        exit_info = self.worker.reap()
+        was = self.lifecycle.state
+        self.lifecycle.to(WorkerState.DEAD)
+        self.cancel_timers("boot")
+        self.cancel_timers("stop")
+        log.info(
+            "worker_exited",
+            worker_pid=self.worker.pid,
+            generation=self.generation,
+            exit_code=exit_info.code,
+            exit_signal=exit_info.signal_name,
+            state_before=was,
+        )
+        if self.exit_code is None and was is WorkerState.STOPPING and self.stop_reason:
+            self.finish_stop()
+            return
+        self.on_worker_death(was, exit_info)
+
+    def on_worker_death(self, was: WorkerState, exit_info: ExitInfo) -> None:
+        """Answer what was in flight, then bring up a fresh worker."""
+        running = self.queue.take_running()
+        if running is not None:
+            self.answer_dead_request(running, exit_info)
+        if was is WorkerState.STARTING:
+            self.boot_failures += 1
+            if self.boot_failures >= MAX_BOOT_FAILURES:
+                log.error("worker_boot_failed", attempts=self.boot_failures)
+                self.fail_everything("the worker failed to start")
+                self.exit_code = 1
+                return
+        self.outbox.status("restarting")
+        self.spawn_worker()
+
+    def answer_dead_request(self, request: Inbound, exit_info: ExitInfo) -> None:
+        evalue = f"{exit_info.describe()}; a fresh worker is starting, variables were lost"
+        error = {"ename": "WorkerDied", "evalue": evalue, "traceback": [f"WorkerDied: {evalue}"]}
+        if request.msg_type == MsgType.EXECUTE_REQUEST:
+            self.outbox.publish("error", error, request.header)
+        self.outbox.reply(self.sockets.shell, request, {"status": "error", **error})
+        self.outbox.status("idle", request.header)
+        content = unpack_content(self.session, request)
+        if request.msg_type == MsgType.EXECUTE_REQUEST and content.get("stop_on_error", True):
+            self.abort_queued_executes()
+
+    def fail_everything(self, why: str) -> None:
+        for request in self.queue.take_all():
+            error = {"ename": "WorkerUnavailable", "evalue": why, "traceback": []}
+            self.outbox.reply_busy_idle(self.sockets.shell, request, {"status": "error", **error})
+
+    def abort_queued_executes(self) -> None:
+        for request in self.queue.take_queued_executes():
+            self.outbox.status("busy", request.header)
+            self.outbox.reply(
+                self.sockets.shell, request, {"status": "aborted"}, metadata={"status": "aborted"}
+            )
+            self.outbox.status("idle", request.header)
+
+    def interrupt_worker(self) -> None:
+        """SIGINT to the worker's group, only while it runs a request (else a no-op)."""
+        if self.worker and self.lifecycle.is_(WorkerState.BUSY):
+            log.info("interrupt_sent", worker_pid=self.worker.pid, generation=self.generation)
+            self.worker.signal_group(signal.SIGINT)
+
+    # ------------------------------------------------------------------ the worker link
+
+    def on_worker_frames(self, frames: list[bytes]) -> None:
+        if len(frames) < 3 or frames[0] != self.worker_identity:
+            return  # a previous generation's last words, or junk
+        channel = frames[1]
+        if channel == b"iopub":
+            self.sockets.iopub.send_multipart(frames[2:], copy=False)
+        elif channel == b"shell":
+            self.sockets.shell.send_multipart(frames[2:], copy=False)
+        elif channel == b"stdin":
+            self.sockets.stdin.send_multipart(frames[2:], copy=False)
+        elif channel == b"control":
+            self.sockets.control.send_multipart(frames[2:], copy=False)
+        elif channel == b"sys":
+            self.on_sys(json.loads(frames[2]))
+
+    def on_sys(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == SysEvent.HELLO:
+            self.send_sys(SysEvent.CONFIG, **self.worker_config())
+        elif kind == SysEvent.READY:
+            self.on_worker_ready(event)
+        elif kind == SysEvent.DONE:
+            self.on_request_done(event)
+
+    def worker_config(self) -> dict[str, Any]:
+        return {
+            "key": self.info.key.decode(),
+            "signature_scheme": self.info.signature_scheme,
+            "session": self.session.session,
+            "connection_info": self.info.to_dict(),
+            "connection_file": str(self.config.connection_file.resolve()),
+            "generation": self.generation,
+        }
+
+    def on_worker_ready(self, event: dict[str, Any]) -> None:
+        assert self.worker is not None
+        self.cancel_timers("boot")
+        self.boot_failures = 0
+        self.worker_kernel_info = event.get("kernel_info", {})
+        self.lifecycle.to(WorkerState.IDLE)
+        log.info(
+            "worker_started",
+            worker_pid=self.worker.pid,
+            generation=self.generation,
+            startup_ms=round(event.get("startup_ms", 0.0), 1),
+        )
+        self.outbox.status("idle")
+        for request, sock in self.kernel_info_waiting:
+            answer_kernel_info(self, request, sock)
+        self.kernel_info_waiting.clear()
+        self.dispatch_next()
+
+    def on_request_done(self, event: dict[str, Any]) -> None:
+        done = self.queue.finish(event.get("msg_id", ""))
+        if done is None:
+            return
+        if self.lifecycle.is_(WorkerState.BUSY):
+            self.lifecycle.to(WorkerState.IDLE)
+        if event.get("abort_queue"):
+            self.abort_queued_executes()
+        self.dispatch_next()
+
+    def dispatch_next(self) -> None:
+        if not self.lifecycle.is_(WorkerState.IDLE):
+            return
+        request = self.queue.start_next()
+        if request is None:
+            return
+        self.lifecycle.to(WorkerState.BUSY)
+        self.send_to_worker(Channel.SHELL, request.wire())
+
+    # ------------------------------------------------------------------ clients
+
+    def verify(self, frames: list[bytes], channel: str) -> Inbound | None:
+        try:
+            return peek(self.session, frames)
+        except RejectedMessage as exc:
+            log.warning("message_rejected", channel=channel, reason=exc.reason)
+            return None
+
+    def on_shell(self, frames: list[bytes]) -> None:
+        request = self.verify(frames, "shell")
+        if request is None:
+            return
+        if request.msg_type == MsgType.KERNEL_INFO_REQUEST:
+            self.on_shell_kernel_info(request)
+        elif request.msg_type in WORKER_SHELL_TYPES:
+            self.queue.add(request)
+            self.dispatch_next()
+        else:
+            log.warning("message_dropped", channel="shell", msg_type=request.msg_type)
+
+    def on_shell_kernel_info(self, request: Inbound) -> None:
+        if self.worker_kernel_info is None:
+            self.kernel_info_waiting.append((request, self.sockets.shell))
+        else:
+            answer_kernel_info(self, request, self.sockets.shell)
+
+    def on_control(self, frames: list[bytes]) -> None:
+        request = self.verify(frames, "control")
+        if request is None:
+            return
+        handler = CONTROL_HANDLERS.get(request.msg_type)
+        if handler is None:
+            log.warning("message_dropped", channel="control", msg_type=request.msg_type)
+            return
+        if request.msg_type == MsgType.KERNEL_INFO_REQUEST and self.worker_kernel_info is None:
+            self.kernel_info_waiting.append((request, self.sockets.control))
+            return
+        handler(self, request)
+
+    def on_stdin(self, frames: list[bytes]) -> None:
+        reply = self.verify(frames, "stdin")
+        if reply is None:
+            return
+        if reply.msg_type != MsgType.INPUT_REPLY or not self.lifecycle.is_(WorkerState.BUSY):
+            log.warning("message_dropped", channel="stdin", msg_type=reply.msg_type)
+            return
+        self.send_to_worker(Channel.STDIN, reply.wire())
+
+    def on_subscription(self, frames: list[bytes]) -> None:
+        event = frames[0]
+        if event[:1] == b"\x01":  # subscribe: greet with iopub_welcome (JEP 65)
+            topic = event[1:].decode(errors="replace")
+            self.outbox.publish(MsgType.IOPUB_WELCOME, {"subscription": topic})
+
+    # ------------------------------------------------------------------ answers
+
+    def kernel_info(self) -> dict[str, Any]:
+        info = dict(self.worker_kernel_info or {})
+        info["kernelsvc"] = {
+            "version": __version__,
+            "supervisor_pid": os.getpid(),
+            "worker_pid": self.worker.pid if self.worker else None,
+            "generation": self.generation,
+            "worker_state": str(self.lifecycle.state),
+        }
+        return info
+
+    def usage(self) -> dict[str, Any]:
+        import psutil
+
+        usage: dict[str, Any] = {"hostname": os.uname().nodename, "pid": os.getpid()}
+        usage.update(host_usage())
+        if self.worker and self.worker.pid:
+            try:
+                proc = psutil.Process(self.worker.pid)
+                usage["kernel_cpu"] = proc.cpu_percent(interval=None)
+                usage["kernel_memory"] = proc.memory_info().rss
+            except psutil.Error:
+                pass
+        return usage
+
+    # ------------------------------------------------------------------ stopping
+
+    stop_reason: str | None = None
+
+    def begin_stop(self, reason: str, restart: bool = False) -> None:
+        """Stop the worker (politely, then SIGKILL), then leave the loop with status 0."""
+        if self.stop_reason is not None:
+            return
+        self.stop_reason = reason
+        log.info("stop_requested", reason=reason, restart=restart)
+        if self.worker is None or self.lifecycle.is_(WorkerState.DEAD):
+            self.finish_stop()
+            return
+        self.lifecycle.to(WorkerState.STOPPING)
+        self.send_sys(SysEvent.STOP)
+        self.call_later(self.config.worker_stop_timeout, "stop", self.kill_stopping_worker)
+
+    def kill_stopping_worker(self) -> None:
+        if self.worker and self.lifecycle.is_(WorkerState.STOPPING):
+            log.warning("worker_stop_timeout", worker_pid=self.worker.pid)
+            self.worker.kill()
+
+    def finish_stop(self) -> None:
+        self.fail_everything("the kernel is shutting down")
+        self.exit_code = 0
+
+    def handle_signals(self) -> None:
+        for sig in self.signals.drain():
+            log.info("signal_received", signal=sig.name)
+            if sig == signal.SIGINT:
+                self.interrupt_worker()  # signal-mode interrupt, as jupyter_client sends it
+            else:
+                self.begin_stop(sig.name)
+
+    def _log_transition(self, old: WorkerState, new: WorkerState) -> None:
+        log.debug("worker_state_changed", old=str(old), new=str(new), generation=self.generation)

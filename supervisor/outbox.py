@@ -1,0 +1,46 @@
+"""Messages the supervisor creates itself (and therefore signs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import zmq
+from jupyter_client.session import Session
+
+from kernelsvc.supervisor.protocol import MsgType, reply_type
+from kernelsvc.supervisor.wire import Inbound
+
+
+class Outbox:
+    def __init__(self, session: Session, iopub: zmq.Socket) -> None:
+        self.session = session
+        self.iopub = iopub
+
+    def publish(self, msg_type: str, content: dict[str, Any], parent: dict | None = None) -> None:
+        topic = f"kernel.{self.session.session}.{msg_type}".encode()
+        self.session.send(self.iopub, msg_type, content, parent=parent or {}, ident=[topic])
+
+    def status(self, state: str, parent: dict | None = None) -> None:
+        self.publish(MsgType.STATUS, {"execution_state": state}, parent)
+
+    def reply(
+        self,
+        sock: zmq.Socket,
+        request: Inbound,
+        content: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.session.send(
+            sock,
+            reply_type(request.msg_type),
+            content,
+            parent=request.header,
+            ident=request.idents,
+            metadata=metadata or {},
+        )
+
+    def reply_busy_idle(self, sock: zmq.Socket, request: Inbound, content: dict[str, Any]) -> None:
+        """busy, reply, idle: what every client expects around a request."""
+        self.status("busy", request.header)
+        self.reply(sock, request, content)
+        self.status("idle", request.header)

@@ -1,0 +1,93 @@
+"""The vocabulary shared by supervisor and worker: message types and internal frames.
+
+Stdlib only, so the worker can import it without pulling in the supervisor.
+
+Internal wire (worker DEALER <-> supervisor ROUTER), one multipart message each::
+
+    worker -> supervisor:  [channel, *jupyter_frames]
+    supervisor -> worker:  [channel, *jupyter_frames]
+
+where ``jupyter_frames`` is the usual ``[*idents, DELIM, sig, header, parent,
+metadata, content, *buffers]`` and, for IOPub, the idents are the topic. Frames on
+the ``sys`` channel are internal JSON control messages that never reach clients.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+PROTOCOL_VERSION = "5.4"
+DELIM = b"<IDS|MSG>"
+
+
+class Channel(StrEnum):
+    SHELL = "shell"
+    CONTROL = "control"
+    STDIN = "stdin"
+    IOPUB = "iopub"
+    SYS = "sys"  # internal: worker lifecycle, never relayed to clients
+
+    @property
+    def frame(self) -> bytes:
+        return self.value.encode()
+
+
+class SysEvent(StrEnum):
+    """Internal control messages on the ``sys`` channel."""
+
+    HELLO = "hello"  # worker -> supervisor: connected, wants its config
+    CONFIG = "config"  # supervisor -> worker: key, session, public connection info
+    READY = "ready"  # worker -> supervisor: shell built; carries kernel_info content
+    DONE = "done"  # worker -> supervisor: a request finished (after its idle status)
+    STOP = "stop"  # supervisor -> worker: exit cleanly now
+
+
+class MsgType(StrEnum):
+    EXECUTE_REQUEST = "execute_request"
+    EXECUTE_REPLY = "execute_reply"
+    INSPECT_REQUEST = "inspect_request"
+    COMPLETE_REQUEST = "complete_request"
+    HISTORY_REQUEST = "history_request"
+    IS_COMPLETE_REQUEST = "is_complete_request"
+    COMM_INFO_REQUEST = "comm_info_request"
+    COMM_OPEN = "comm_open"
+    COMM_MSG = "comm_msg"
+    COMM_CLOSE = "comm_close"
+    KERNEL_INFO_REQUEST = "kernel_info_request"
+    KERNEL_INFO_REPLY = "kernel_info_reply"
+    SHUTDOWN_REQUEST = "shutdown_request"
+    SHUTDOWN_REPLY = "shutdown_reply"
+    INTERRUPT_REQUEST = "interrupt_request"
+    INTERRUPT_REPLY = "interrupt_reply"
+    USAGE_REQUEST = "usage_request"
+    INPUT_REQUEST = "input_request"
+    INPUT_REPLY = "input_reply"
+    STATUS = "status"
+    IOPUB_WELCOME = "iopub_welcome"
+
+
+# Shell requests the worker answers; anything else on shell is dropped and logged.
+WORKER_SHELL_TYPES = frozenset(
+    {
+        MsgType.EXECUTE_REQUEST,
+        MsgType.INSPECT_REQUEST,
+        MsgType.COMPLETE_REQUEST,
+        MsgType.HISTORY_REQUEST,
+        MsgType.IS_COMPLETE_REQUEST,
+        MsgType.COMM_INFO_REQUEST,
+        MsgType.COMM_OPEN,
+        MsgType.COMM_MSG,
+        MsgType.COMM_CLOSE,
+    }
+)
+
+
+def reply_type(request_type: str) -> str:
+    """``execute_request`` -> ``execute_reply``."""
+    return request_type.removesuffix("_request") + "_reply"
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    USAGE = 2  # bad connection file, port in use: a clear one-line error
+    WORKER_BOOT_ERROR = 3  # the worker could not build its shell

@@ -1,0 +1,190 @@
+"""One function per shell request type; ``HANDLERS`` maps message types to them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from IPython.core.completer import provisionalcompleter, rectify_completions
+from IPython.utils.tokenutil import token_at_cursor
+
+from kernelsvc.supervisor.protocol import MsgType
+from kernelsvc.worker import comms, interrupts
+from kernelsvc.worker.kernel import Kernel, Request
+from kernelsvc.worker.shell import KernelShell
+from kernelsvc.worker.stdin import stdin_allowed
+
+Handler = Callable[[Kernel, KernelShell, Request], dict[str, Any] | None]
+
+
+def execute(kernel: Kernel, shell: KernelShell, request: Request) -> dict[str, Any]:
+    content = request.content
+    code = content.get("code", "")
+    silent = bool(content.get("silent", False))
+    store_history = bool(content.get("store_history", not silent))
+    if not silent:
+        kernel.publish("execute_input", {"code": code, "execution_count": shell.execution_count})
+    shell._last_error = None
+    with stdin_allowed(kernel, bool(content.get("allow_stdin", False))), interrupts.enabled():
+        result = shell.run_cell(code, store_history=store_history, silent=silent)
+    reply = _execute_outcome(shell, result)
+    reply["execution_count"] = shell.execution_count - 1
+    reply["user_expressions"] = (
+        shell.user_expressions(content.get("user_expressions") or {})
+        if reply["status"] == "ok"
+        else {}
+    )
+    reply["payload"] = shell.payload_manager.read_payload()
+    shell.payload_manager.clear_payload()
+    return reply
+
+
+def _execute_outcome(shell: KernelShell, result) -> dict[str, Any]:
+    if result.success:
+        return {"status": "ok"}
+    error = result.error_before_exec or result.error_in_exec
+    last = shell._last_error or {}
+    return {
+        "status": "error",
+        "ename": type(error).__name__,
+        "evalue": str(error),
+        "traceback": last.get("traceback", []),
+        "engine_info": {"engine_uuid": shell.kernel.engine_id, "engine_id": -1,
+                        "method": "execute"},
+    }
+
+
+def complete(kernel: Kernel, shell: KernelShell, request: Request) -> dict[str, Any]:
+    code = request.content.get("code", "")
+    cursor_pos = request.content.get("cursor_pos")
+    if cursor_pos is None:
+        cursor_pos = len(code)
+    with provisionalcompleter():
+        raw = shell.Completer.completions(code, cursor_pos)
+        completions = list(rectify_completions(code, raw))
+    if completions:
+        start, end = completions[0].start, completions[0].end
+    else:
+        start = end = cursor_pos
+    types = [
+        {"start": c.start, "end": c.end, "text": c.text, "type": c.type,
+         "signature": c.signature}
+        for c in completions
+    ]
+    return {
+        "status": "ok",
+        "matches": [c.text for c in completions],
+        "cursor_start": start,
+        "cursor_end": end,
+        "metadata": {"_jupyter_types_experimental": types},
+    }
+
+
+def inspect(kernel: Kernel, shell: KernelShell, request: Request) -> dict[str, Any]:
+    code = request.content.get("code", "")
+    cursor_pos = request.content.get("cursor_pos", len(code))
+    detail_level = request.content.get("detail_level", 0)
+    name = token_at_cursor(code, cursor_pos)
+    reply: dict[str, Any] = {"status": "ok", "data": {}, "metadata": {}, "found": False}
+    try:
+        bundle = shell.object_inspect_mime(name, detail_level=detail_level)
+    except KeyError:
+        return reply
+    if not shell.enable_html_pager:
+        bundle.pop("text/html", None)
+    reply["data"] = bundle
+    reply["found"] = True
+    return reply
+
+
+def is_complete(kernel: Kernel, shell: KernelShell, request: Request) -> dict[str, Any]:
+    status, indent = shell.input_transformer_manager.check_complete(
+        request.content.get("code", "")
+    )
+    reply: dict[str, Any] = {"status": status}
+    if status == "incomplete":
+        reply["indent"] = " " * (indent or 0)
+    return reply
+
+
+def history(kernel: Kernel, shell: KernelShell, request: Request) -> dict[str, Any]:
+    c = request.content
+    output, raw = bool(c.get("output", False)), bool(c.get("raw", True))
+    access = c.get("hist_access_type", "tail")
+    hm = shell.history_manager
+    if access == "tail":
+        items = hm.get_tail(c.get("n", 10), raw=raw, output=output, include_latest=True)
+    elif access == "range":
+        items = hm.get_range(c.get("session", 0), c.get("start", 0), c.get("stop"), raw=raw,
+                             output=output)
+    elif access == "search":
+        items = hm.search(c.get("pattern", "*"), raw=raw, output=output, n=c.get("n"),
+                          unique=bool(c.get("unique", False)))
+    else:
+        items = []
+    return {"status": "ok", "history": [list(item) for item in items]}
+
+
+def comm_info(kernel: Kernel, shell: KernelShell, request: Request) -> dict[str, Any]:
+    target = request.content.get("target_name")
+    return {"status": "ok", "comms": comms.describe(target)}
+
+
+def comm_message(kernel: Kernel, shell: KernelShell, request: Request) -> None:
+    """comm_open / comm_msg / comm_close from the frontend: no reply, per the spec."""
+    comms.dispatch(request)
+    return None
+
+
+NO_REPLY = frozenset({MsgType.COMM_OPEN, MsgType.COMM_MSG, MsgType.COMM_CLOSE})
+
+HANDLERS: dict[str, Handler] = {
+    MsgType.EXECUTE_REQUEST: execute,
+    MsgType.COMPLETE_REQUEST: complete,
+    MsgType.INSPECT_REQUEST: inspect,
+    MsgType.IS_COMPLETE_REQUEST: is_complete,
+    MsgType.HISTORY_REQUEST: history,
+    MsgType.COMM_INFO_REQUEST: comm_info,
+    MsgType.COMM_OPEN: comm_message,
+    MsgType.COMM_MSG: comm_message,
+    MsgType.COMM_CLOSE: comm_message,
+}
+
+
+def handle(kernel: Kernel, shell: KernelShell, request: Request) -> tuple[dict | None, bool]:
+    """Run one request with busy/idle around it. Returns (reply content, abort the queue)."""
+    kernel.parent = request
+    kernel.status("busy")
+    started = datetime.now(UTC)
+    try:
+        reply = run_handler(kernel, shell, request)
+    except Exception as exc:  # a bug in a handler must still answer the request
+        reply = None if request.msg_type in NO_REPLY else error_reply(exc)
+    kernel.flush_streams()
+    abort = False
+    if reply is not None:
+        metadata = {"started": started, "dependencies_met": True, "engine": kernel.engine_id,
+                    "status": reply["status"]}
+        kernel.reply(request, reply, metadata=metadata)
+        abort = (
+            request.msg_type == MsgType.EXECUTE_REQUEST
+            and reply["status"] == "error"
+            and bool(request.content.get("stop_on_error", True))
+        )
+    kernel.status("idle")
+    return reply, abort
+
+
+def run_handler(kernel: Kernel, shell: KernelShell, request: Request) -> dict[str, Any] | None:
+    if request.msg["content"] is None:
+        raise BadRequest(f"the content of this {request.msg_type} is not a JSON object")
+    return HANDLERS[request.msg_type](kernel, shell, request)
+
+
+class BadRequest(Exception):
+    pass
+
+
+def error_reply(exc: BaseException) -> dict[str, Any]:
+    return {"status": "error", "ename": type(exc).__name__, "evalue": str(exc), "traceback": []}

@@ -1,0 +1,122 @@
+"""The worker process: connect to the supervisor, build the shell, serve requests."""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import faulthandler
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from jupyter_client.session import Session
+
+from kernelsvc.supervisor.protocol import PROTOCOL_VERSION, Channel, SysEvent
+from kernelsvc.worker import __version__
+from kernelsvc.worker.link import Link
+
+PR_SET_PDEATHSIG = 1
+CONFIG_TIMEOUT = 10.0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="kernelsvc.worker")
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--identity", required=True)
+    parser.add_argument("--parent-pid", type=int, required=True)
+    return parser.parse_args(argv)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """No orphans: the kernel kills us if the supervisor dies (and we check we are not late)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def keep_crash_reports() -> None:
+    """faulthandler writes to the real stderr, which survives our own fd 2 capture."""
+    crash_fd = os.dup(2)
+    crash_file = os.fdopen(crash_fd, "w", buffering=1, closefd=True)
+    faulthandler.enable(file=crash_file, all_threads=True)
+    sys.modules[__name__].crash_file = crash_file  # keep it open for the process's life
+
+
+def receive_config(link: Link) -> dict[str, Any]:
+    link.send_sys(SysEvent.HELLO)
+    channel, event = link.requests.get(timeout=CONFIG_TIMEOUT)
+    if channel != Channel.SYS or event.get("event") != SysEvent.CONFIG:
+        raise RuntimeError("expected config from the supervisor")
+    return event
+
+
+def make_sessions(config: dict[str, Any]) -> tuple[Session, Session]:
+    """A signing session for what we send, and a plain reader for what the supervisor verified."""
+    signer = Session(
+        key=config["key"].encode(),
+        signature_scheme=config["signature_scheme"],
+        session=config["session"],
+        username="kernel",
+        check_pid=False,
+    )
+    reader = Session(key=b"", session=config["session"], check_pid=False)
+    return signer, reader
+
+
+def main(argv: list[str] | None = None) -> None:
+    started = time.monotonic()
+    args = parse_args(argv)
+    die_with_parent(args.parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the shell is ready for it
+    keep_crash_reports()
+    link = Link(args.endpoint, args.identity.encode())
+    link.start()
+    config = receive_config(link)
+    signer, reader = make_sessions(config)
+
+    from kernelsvc.worker.serve import build_kernel, serve
+
+    kernel, shell = build_kernel(link, signer, config)
+    link.send_sys(
+        SysEvent.READY,
+        kernel_info=kernel_info(shell),
+        startup_ms=(time.monotonic() - started) * 1000,
+        pid=os.getpid(),
+    )
+    serve(kernel, shell, reader)
+
+
+def kernel_info(shell) -> dict[str, Any]:
+    import IPython
+
+    version = ".".join(map(str, sys.version_info[:3]))
+    minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    return {
+        "status": "ok",
+        "protocol_version": PROTOCOL_VERSION,
+        "implementation": "kernelsvc",
+        "implementation_version": __version__,
+        "language_info": {
+            "name": "python",
+            "version": version,
+            "mimetype": "text/x-python",
+            "codemirror_mode": {"name": "ipython", "version": 3},
+            "pygments_lexer": "ipython3",
+            "nbconvert_exporter": "python",
+            "file_extension": ".py",
+        },
+        "banner": f"kernelsvc {__version__} (IPython {IPython.__version__})\n{shell.banner}",
+        "help_links": [
+            {"text": "Python Reference", "url": f"https://docs.python.org/{minor}"},
+            {"text": "IPython Reference", "url": "https://ipython.org/documentation.html"},
+            {"text": "kernelsvc", "url": "https://pypi.org/project/kernelsvc/"},
+        ],
+        "supported_features": [],
+        "debugger": False,
+    }

@@ -1,0 +1,104 @@
+"""IPython's InteractiveShell, wired to publish over the worker's link."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core import page
+from IPython.core.displayhook import DisplayHook
+from IPython.core.displaypub import DisplayPublisher
+from IPython.core.interactiveshell import InteractiveShell
+from traitlets import Any as AnyTrait
+from traitlets import Type
+
+from kernelsvc.worker.kernel import Kernel
+
+
+class KernelDisplayHook(DisplayHook):
+    """The value of a cell's last expression becomes an ``execute_result``."""
+
+    kernel: Kernel | None = None
+
+    def start_displayhook(self) -> None:
+        self._content: dict[str, Any] = {"data": {}, "metadata": {}}
+
+    def write_output_prompt(self) -> None:
+        self._content["execution_count"] = self.prompt_count
+
+    def write_format_data(self, format_dict, md_dict=None) -> None:
+        self._content["data"] = format_dict
+        self._content["metadata"] = md_dict or {}
+
+    def finish_displayhook(self) -> None:
+        kernel = self.shell.kernel
+        kernel.flush_streams()
+        if self._content["data"]:
+            kernel.publish("execute_result", self._content)
+        self._content = {}
+
+
+class KernelDisplayPublisher(DisplayPublisher):
+    """``display()`` and ``clear_output()`` become IOPub messages."""
+
+    def publish(self, data, metadata=None, source=None, *, transient=None, update=False,
+                **kwargs) -> None:
+        kernel = self.shell.kernel
+        kernel.flush_streams()
+        content = {"data": data, "metadata": metadata or {}, "transient": transient or {}}
+        kernel.publish("update_display_data" if update else "display_data", content)
+
+    def clear_output(self, wait: bool = False) -> None:
+        kernel = self.shell.kernel
+        kernel.flush_streams()
+        kernel.publish("clear_output", {"wait": bool(wait)})
+
+
+class KernelShell(InteractiveShell):
+    """An InteractiveShell whose output, errors and payloads go to Jupyter clients."""
+
+    displayhook_class = Type(KernelDisplayHook)
+    display_pub_class = Type(KernelDisplayPublisher)
+    kernel = AnyTrait(allow_none=True)
+
+    def init_environment(self) -> None:
+        super().init_environment()
+        import os
+
+        # What a notebook user expects from subprocesses and pagers.
+        os.environ.update({"TERM": "xterm-color", "CLICOLOR": "1", "PAGER": "cat",
+                           "GIT_PAGER": "cat"})
+
+    def init_hooks(self) -> None:
+        super().init_hooks()
+        # `obj?` output goes to the frontend's pager as a payload.
+        self.set_hook("show_in_pager", page.as_hook(self.page_payload), 99)
+
+    def page_payload(self, strng, start: int = 0, screen_lines: int = 0, pager_cmd=None) -> None:
+        data = strng if isinstance(strng, dict) else {"text/plain": strng}
+        self.payload_manager.write_payload({"source": "page", "data": data, "start": start})
+
+    def set_next_input(self, text: str, replace: bool = False) -> None:
+        self.payload_manager.write_payload(
+            {"source": "set_next_input", "text": text, "replace": replace}
+        )
+
+    def ask_exit(self) -> None:
+        self.payload_manager.write_payload({"source": "ask_exit", "keepkernel": False})
+
+    def _showtraceback(self, etype, evalue, stb) -> None:
+        kernel = self.kernel
+        kernel.flush_streams()
+        content = {"traceback": stb, "ename": str(etype.__name__), "evalue": str(evalue)}
+        kernel.publish("error", content)
+        self._last_error = content
+
+    def enable_gui(self, gui=None) -> None:
+        if gui not in (None, "inline"):
+            raise NotImplementedError(f"kernelsvc has no event loop integration for {gui!r}")
+
+
+def build_shell(kernel: Kernel) -> KernelShell:
+    shell = KernelShell.instance(kernel=kernel)
+    shell._last_error = None
+    shell.displayhook.kernel = kernel
+    return shell

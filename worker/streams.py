@@ -1,0 +1,154 @@
+"""stdout/stderr as IOPub ``stream`` messages: Python writes, and writes to fd 1/2.
+
+``OutStream`` replaces ``sys.stdout``/``sys.stderr``; writes are batched and sent
+after a short interval, or at once when the buffer is large or the request ends.
+``FdCapture`` points fd 1/2 at a pipe, so output from C code and subprocesses
+(``!echo``, ``os.system``) arrives in the same stream, in order.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import os
+import select
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kernelsvc.worker.kernel import Kernel
+
+FLUSH_INTERVAL = 0.05  # seconds: output appears live, but in few messages
+FLUSH_SIZE = 64 * 1024  # bytes: above this, send without waiting
+
+
+class OutStream(io.TextIOBase):
+    """A text stream whose writes become IOPub ``stream`` messages."""
+
+    def __init__(self, kernel: Kernel, name: str, fd: int | None = None) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.name = name
+        self.session = kernel.session
+        self.pub_thread = kernel.link
+        self._fd = fd
+        self._capture: FdCapture | None = None
+        self._lock = threading.RLock()
+        self._parts: list[str] = []
+        self._size = 0
+        self._flush_pending = False
+
+    # io.TextIOBase API ------------------------------------------------------
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    @property
+    def errors(self) -> str:  # type: ignore[override]
+        return "replace"
+
+    def isatty(self) -> bool:
+        return False
+
+    def readable(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        if self._fd is None:
+            raise io.UnsupportedOperation("fileno")
+        return self._fd
+
+    def write(self, string: str) -> int:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        if not isinstance(string, str):
+            raise TypeError(f"write() argument must be str, not {type(string).__name__}")
+        if not string:
+            return 0
+        with self._lock:
+            self._parts.append(string)
+            self._size += len(string)
+            big = self._size >= FLUSH_SIZE
+            schedule = not big and not self._flush_pending
+            if schedule:
+                self._flush_pending = True
+        if big:
+            self._send_buffer()
+        elif schedule:
+            self.kernel.link.call_later(FLUSH_INTERVAL, self._send_buffer)
+        return len(string)
+
+    def writelines(self, sequence) -> None:  # type: ignore[override]
+        for line in sequence:
+            self.write(line)
+
+    def flush(self) -> None:
+        """Send everything written so far, fd-level output included, before returning."""
+        if self._capture is not None:
+            self._capture.drain()
+        self._send_buffer()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._send_buffer()
+        super().close()
+
+    # internals -------------------------------------------------------------
+
+    def attach_capture(self, capture: FdCapture) -> None:
+        self._capture = capture
+
+    def _send_buffer(self) -> None:
+        with self._lock:
+            text = "".join(self._parts)
+            self._parts.clear()
+            self._size = 0
+            self._flush_pending = False
+            # Send under the lock: two flushes racing must not reorder text.
+            if text:
+                self.kernel.publish("stream", {"name": self.name, "text": text})
+
+
+class FdCapture:
+    """Point ``fd`` at a pipe and feed what arrives into ``stream``."""
+
+    def __init__(self, fd: int, stream: OutStream) -> None:
+        self.fd = fd
+        self.stream = stream
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._lock = threading.Lock()
+        self._read, write = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(self._read, False)
+        os.dup2(write, fd)  # dup2 clears CLOEXEC on fd, so subprocesses inherit it
+        os.close(write)
+        self._thread = threading.Thread(target=self._run, name=f"kernelsvc-fd{fd}", daemon=True)
+        self._thread.start()
+        stream.attach_capture(self)
+
+    def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self._read, select.POLLIN)
+        while True:
+            poller.poll()
+            if not self.drain():
+                return
+
+    def drain(self) -> bool:
+        """Move what the pipe holds into the stream; False once the pipe is closed."""
+        with self._lock:
+            while True:
+                try:
+                    data = os.read(self._read, 65536)
+                except BlockingIOError:
+                    return True
+                except OSError:
+                    return False
+                if not data:
+                    return False
+                text = self._decoder.decode(data)
+                if text:
+                    self.stream.write(text)
