@@ -1,0 +1,125 @@
+"""Start a real `kernelsvc start` process and talk to it with jupyter_client."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+from jupyter_client import BlockingKernelClient
+from jupyter_client.connect import write_connection_file
+
+from tests.helpers.waiting import wait_until
+
+KERNELSVC = [sys.executable, "-m", "kernelsvc.supervisor"]
+
+
+@dataclass
+class RunningKernel:
+    proc: subprocess.Popen
+    connection_file: Path
+    stderr_path: Path
+    known_pids: set[int] = field(default_factory=set)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def remember_children(self) -> set[int]:
+        """Record the worker and its children, so teardown can kill them by pid."""
+        try:
+            kids = psutil.Process(self.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            kids = []
+        self.known_pids.update(k.pid for k in kids)
+        return {k.pid for k in kids}
+
+    def client(self) -> BlockingKernelClient:
+        kc = BlockingKernelClient()
+        kc.load_connection_file(str(self.connection_file))
+        kc.start_channels()
+        kc.wait_for_ready(timeout=30)
+        self.remember_children()
+        return kc
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Kill by pid: the supervisor's group, then every process we saw under it."""
+        self.remember_children()
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=10)
+        for pid in self.known_pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        wait_until(lambda: not any(_alive(p) for p in self.known_pids), 10, "kernel processes")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def write_conn(path: Path, **overrides: Any) -> Path:
+    write_connection_file(str(path), ip="127.0.0.1", key=os.urandom(16).hex().encode(), **overrides)
+    return path
+
+
+def start_kernel(
+    tmp_path: Path, *extra: str, conn: Path | None = None, env: dict | None = None
+) -> RunningKernel:
+    """Launch `kernelsvc start -f CONN` in its own process group."""
+    connection_file = conn if conn is not None else write_conn(tmp_path / "conn.json")
+    stderr_path = tmp_path / f"kernelsvc-{os.urandom(3).hex()}.log"
+    with open(stderr_path, "wb") as err:
+        proc = subprocess.Popen(
+            [*KERNELSVC, "start", "-f", str(connection_file), "--log-format", "json", *extra],
+            stdin=subprocess.DEVNULL,
+            stdout=err,
+            stderr=err,
+            start_new_session=True,
+            env=env,
+        )
+    return RunningKernel(proc=proc, connection_file=connection_file, stderr_path=stderr_path)
+
+
+def collect_iopub(kc: BlockingKernelClient, msg_id: str, timeout: float = 10) -> list[dict]:
+    """IOPub messages parented to ``msg_id``, up to and including its idle status."""
+    msgs = []
+    while True:
+        msg = kc.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        msgs.append(msg)
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return msgs
+
+
+def get_reply(kc: BlockingKernelClient, msg_id: str, timeout: float = 10, channel="shell") -> dict:
+    get = kc.get_shell_msg if channel == "shell" else kc.get_control_msg
+    while True:
+        msg = get(timeout=timeout)
+        if msg["parent_header"].get("msg_id") == msg_id:
+            return msg
+
+
+def execute(kc: BlockingKernelClient, code: str, timeout: float = 20, **kwargs) -> tuple:
+    """Run ``code``; return (reply, iopub messages for it)."""
+    msg_id = kc.execute(code, **kwargs)
+    reply = get_reply(kc, msg_id, timeout)
+    return reply, collect_iopub(kc, msg_id, timeout)
