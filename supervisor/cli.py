@@ -38,7 +38,7 @@ def main() -> None:
     "-f",
     "connection_file",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     help="Use this connection file if it exists; otherwise create it (and remove it on exit).",
 )
 @click.option("--ip", default="127.0.0.1", show_default=True, help="IP to bind for a new file.")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from IPython.core.completer import provisionalcompleter, rectify_completions
+from IPython.core.interactiveshell import ExecutionResult
 from IPython.utils.tokenutil import token_at_cursor
 
 from kernelsvc.supervisor.protocol import MsgType
@@ -26,8 +27,14 @@ def execute(kernel: Kernel, shell: KernelShell, request: Request) -> dict[str, A
     if not silent:
         kernel.publish("execute_input", {"code": code, "execution_count": shell.execution_count})
     shell._last_error = None
-    with stdin_allowed(kernel, bool(content.get("allow_stdin", False))), interrupts.enabled():
-        result = shell.run_cell(code, store_history=store_history, silent=silent)
+    try:
+        with stdin_allowed(kernel, bool(content.get("allow_stdin", False))), interrupts.enabled():
+            result = shell.run_cell(code, store_history=store_history, silent=silent)
+    except KeyboardInterrupt as exc:
+        # The interrupt landed outside user code (IPython compiling or cleaning up).
+        shell.showtraceback()
+        result = ExecutionResult(None)
+        result.error_in_exec = exc
     reply = _execute_outcome(shell, result)
     reply["execution_count"] = shell.execution_count - 1
     reply["user_expressions"] = (

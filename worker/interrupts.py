@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import threading
-
-_executing = threading.Event()
 
 
-def _on_sigint(signum, frame) -> None:
-    if _executing.is_set():
-        raise KeyboardInterrupt
+def _ignore(signum, frame) -> None:
+    """Between requests an interrupt has nothing to stop (and must not break the loop)."""
 
 
 def install() -> None:
-    signal.signal(signal.SIGINT, _on_sigint)
+    signal.signal(signal.SIGINT, _ignore)
 
 
 @contextlib.contextmanager
 def enabled():
-    _executing.set()
+    # default_int_handler raises KeyboardInterrupt without adding a frame to the traceback.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
-        _executing.clear()
+        signal.signal(signal.SIGINT, _ignore)

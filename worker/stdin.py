@@ -23,7 +23,10 @@ def _ask(kernel: Kernel, prompt: str, password: bool) -> str:
         kernel.link.stdin.get_nowait()
     kernel.send_stdin_request({"prompt": str(prompt), "password": password})
     while True:
-        frames = kernel.link.stdin.get()  # KeyboardInterrupt ends the wait
+        try:
+            frames = kernel.link.stdin.get()
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt("Interrupted by user") from None
         idents, msg_frames = kernel.session.feed_identities(frames)
         reply = kernel.session.deserialize(msg_frames)
         if reply["parent_header"].get("msg_id") == _last_request_id(kernel):
