@@ -37,6 +37,7 @@ from kernelsvc.supervisor.worker_handle import ExitInfo, WorkerHandle
 log = structlog.get_logger("kernelsvc.supervisor")
 
 MAX_BOOT_FAILURES = 3
+NO_REPLY_TYPES = frozenset({MsgType.COMM_OPEN, MsgType.COMM_MSG, MsgType.COMM_CLOSE})
 
 
 class Supervisor:
@@ -195,9 +196,10 @@ class Supervisor:
 
     def on_worker_death(self, was: WorkerState, exit_info: ExitInfo) -> None:
         """Answer what was in flight, then bring up a fresh worker."""
+        replied = self.queue.replied
         running = self.queue.take_running()
         if running is not None:
-            self.answer_dead_request(running, exit_info)
+            self.answer_dead_request(running, exit_info, replied)
         if was is WorkerState.STARTING:
             self.boot_failures += 1
             if self.boot_failures >= MAX_BOOT_FAILURES:
@@ -208,12 +210,14 @@ class Supervisor:
         self.outbox.status("restarting")
         self.spawn_worker()
 
-    def answer_dead_request(self, request: Inbound, exit_info: ExitInfo) -> None:
+    def answer_dead_request(self, request: Inbound, exit_info: ExitInfo, replied: bool) -> None:
+        """Exactly one reply per request: only send one if the worker had not."""
         evalue = f"{exit_info.describe()}; a fresh worker is starting, variables were lost"
         error = {"ename": "WorkerDied", "evalue": evalue, "traceback": [f"WorkerDied: {evalue}"]}
-        if request.msg_type == MsgType.EXECUTE_REQUEST:
-            self.outbox.publish("error", error, request.header)
-        self.outbox.reply(self.sockets.shell, request, {"status": "error", **error})
+        if not replied and request.msg_type not in NO_REPLY_TYPES:
+            if request.msg_type == MsgType.EXECUTE_REQUEST:
+                self.outbox.publish("error", error, request.header)
+            self.outbox.reply(self.sockets.shell, request, {"status": "error", **error})
         self.outbox.status("idle", request.header)
         content = unpack_content(self.session, request)
         if request.msg_type == MsgType.EXECUTE_REQUEST and content.get("stop_on_error", True):
@@ -247,6 +251,7 @@ class Supervisor:
         if channel == b"iopub":
             self.sockets.iopub.send_multipart(frames[2:], copy=False)
         elif channel == b"shell":
+            self.queue.replied = True  # one request runs at a time: this is its reply
             self.sockets.shell.send_multipart(frames[2:], copy=False)
         elif channel == b"stdin":
             self.sockets.stdin.send_multipart(frames[2:], copy=False)

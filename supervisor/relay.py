@@ -14,6 +14,7 @@ class ShellQueue:
     def __init__(self) -> None:
         self.waiting: deque[Inbound] = deque()
         self.running: Inbound | None = None
+        self.replied = False  # has the running request's reply gone out?
 
     def add(self, request: Inbound) -> None:
         self.waiting.append(request)
@@ -23,6 +24,7 @@ class ShellQueue:
         if self.running is not None or not self.waiting:
             return None
         self.running = self.waiting.popleft()
+        self.replied = False
         return self.running
 
     def finish(self, msg_id: str) -> Inbound | None:
