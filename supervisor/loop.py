@@ -368,8 +368,10 @@ class Supervisor:
     def on_subscription(self, frames: list[bytes]) -> None:
         event = frames[0]
         if event[:1] == b"\x01":  # subscribe: greet with iopub_welcome (JEP 65)
-            topic = event[1:].decode(errors="replace")
-            self.outbox.publish(MsgType.IOPUB_WELCOME, {"subscription": topic})
+            topic = event[1:]
+            content = {"subscription": topic.decode(errors="replace")}
+            # Sent on the subscribed topic itself, so exactly that subscriber can match it.
+            self.outbox.publish(MsgType.IOPUB_WELCOME, content, topic=topic)
 
     # ------------------------------------------------------------------ answers
 

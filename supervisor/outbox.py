@@ -16,9 +16,17 @@ class Outbox:
         self.session = session
         self.iopub = iopub
 
-    def publish(self, msg_type: str, content: dict[str, Any], parent: dict | None = None) -> None:
-        topic = f"kernel.{self.session.session}.{msg_type}".encode()
-        self.session.send(self.iopub, msg_type, content, parent=parent or {}, ident=[topic])
+    def publish(
+        self,
+        msg_type: str,
+        content: dict[str, Any],
+        parent: dict | None = None,
+        topic: bytes | None = None,
+    ) -> None:
+        if topic is None:
+            topic = f"kernel.{self.session.session}.{msg_type}".encode()
+        ident = [topic] if topic else []
+        self.session.send(self.iopub, msg_type, content, parent=parent or {}, ident=ident)
 
     def status(self, state: str, parent: dict | None = None) -> None:
         self.publish(MsgType.STATUS, {"execution_state": state}, parent)
