@@ -37,6 +37,8 @@ class OutStream(io.TextIOBase):
         self._parts: list[str] = []
         self._size = 0
         self._flush_pending = False
+        self._child_pid: int | None = None
+        self._child_parts: list[str] = []
 
     # io.TextIOBase API ------------------------------------------------------
 
@@ -69,6 +71,9 @@ class OutStream(io.TextIOBase):
             raise TypeError(f"write() argument must be str, not {type(string).__name__}")
         if not string:
             return 0
+        if os.getpid() != self.kernel.pid and self._fd is not None:
+            self._write_from_child(string)
+            return len(string)
         with self._lock:
             self._parts.append(string)
             self._size += len(string)
@@ -88,6 +93,9 @@ class OutStream(io.TextIOBase):
 
     def flush(self) -> None:
         """Send everything written so far, fd-level output included, before returning."""
+        if os.getpid() != self.kernel.pid:
+            self._write_from_child("", force=True)
+            return
         if self._capture is not None:
             self._capture.drain()
         self._send_buffer()
@@ -98,6 +106,18 @@ class OutStream(io.TextIOBase):
         super().close()
 
     # internals -------------------------------------------------------------
+
+    def _write_from_child(self, string: str, force: bool = False) -> None:
+        """In a forked child (multiprocessing), write whole lines to the fd: the parent's
+        capture carries them home, and lines from several children do not interleave."""
+        if self._child_pid != os.getpid():
+            self._child_pid, self._child_parts = os.getpid(), []
+        self._child_parts.append(string)
+        if force or "\n" in string:
+            data = "".join(self._child_parts).encode("utf-8", "replace")
+            self._child_parts = []
+            while data:
+                data = data[os.write(self._fd, data):]
 
     def attach_capture(self, capture: FdCapture) -> None:
         self._capture = capture
