@@ -228,8 +228,8 @@ class Supervisor:
             error = {"ename": "WorkerUnavailable", "evalue": why, "traceback": []}
             self.outbox.reply_busy_idle(self.sockets.shell, request, {"status": "error", **error})
 
-    def abort_queued_executes(self) -> None:
-        for request in self.queue.take_queued_executes():
+    def abort_queued_executes(self, among_first: int | None = None) -> None:
+        for request in self.queue.take_queued_executes(among_first):
             self.outbox.status("busy", request.header)
             self.outbox.reply(
                 self.sockets.shell, request, {"status": "aborted"}, metadata={"status": "aborted"}
@@ -251,7 +251,7 @@ class Supervisor:
         if channel == b"iopub":
             self.sockets.iopub.send_multipart(frames[2:], copy=False)
         elif channel == b"shell":
-            self.queue.replied = True  # one request runs at a time: this is its reply
+            self.queue.note_reply()  # one request runs at a time: this is its reply
             self.sockets.shell.send_multipart(frames[2:], copy=False)
         elif channel == b"stdin":
             self.sockets.stdin.send_multipart(frames[2:], copy=False)
@@ -298,13 +298,16 @@ class Supervisor:
         self.dispatch_next()
 
     def on_request_done(self, event: dict[str, Any]) -> None:
+        waiting_at_reply = self.queue.waiting_at_reply
         done = self.queue.finish(event.get("msg_id", ""))
         if done is None:
             return
         if self.lifecycle.is_(WorkerState.BUSY):
             self.lifecycle.to(WorkerState.IDLE)
         if event.get("abort_queue"):
-            self.abort_queued_executes()
+            # Only what was queued when the error reply went out: a request sent after
+            # the client saw the error is a new decision and runs.
+            self.abort_queued_executes(among_first=waiting_at_reply)
         self.dispatch_next()
 
     def dispatch_next(self) -> None:

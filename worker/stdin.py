@@ -29,7 +29,9 @@ def _ask(kernel: Kernel, prompt: str, password: bool) -> str:
             raise KeyboardInterrupt("Interrupted by user") from None
         idents, msg_frames = kernel.session.feed_identities(frames)
         reply = kernel.session.deserialize(msg_frames)
-        if reply["parent_header"].get("msg_id") == _last_request_id(kernel):
+        parent_id = reply["parent_header"].get("msg_id")
+        # jupyter_client's kc.input() sends no parent; a reply naming another request is stale.
+        if parent_id in (None, _last_request_id(kernel)):
             break
     value = reply["content"].get("value", "")
     if value == "\x04":  # ctrl-D at the frontend's prompt, as ipykernel treats it

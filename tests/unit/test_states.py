@@ -64,3 +64,16 @@ def test_stop_on_error_takes_only_queued_executes():
 def test_inbound_wire_keeps_identities_and_frames():
     inbound = request("x")
     assert inbound.wire() == [b"client", b"<IDS|MSG>", b"sig", b"{}", b"{}", b"{}", b"{}"]
+
+
+def test_abort_only_what_waited_when_the_error_reply_went_out():
+    queue = ShellQueue()
+    queue.add(request("failing"))
+    queue.add(request("queued-before"))
+    queue.start_next()
+    queue.note_reply()  # the error reply leaves now: one request is waiting
+    queue.add(request("sent-after-reply"))
+    limit = queue.waiting_at_reply
+    queue.finish("failing")
+    assert [r.msg_id for r in queue.take_queued_executes(limit)] == ["queued-before"]
+    assert [r.msg_id for r in queue.take_all()] == ["sent-after-reply"]
