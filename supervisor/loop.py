@@ -261,6 +261,8 @@ class Supervisor:
             self.on_sys(json.loads(frames[2]))
 
     def on_sys(self, event: dict[str, Any]) -> None:
+        if self.lifecycle.is_(WorkerState.STOPPING):
+            return  # it is being stopped: nothing it says changes that
         kind = event.get("event")
         if kind == SysEvent.HELLO:
             self.send_sys(SysEvent.CONFIG, **self.worker_config())
@@ -416,7 +418,11 @@ class Supervisor:
         if self.worker is None or self.lifecycle.is_(WorkerState.DEAD):
             self.finish_stop()
             return
+        starting = self.lifecycle.is_(WorkerState.STARTING)
         self.lifecycle.to(WorkerState.STOPPING)
+        if starting:
+            self.worker.kill()  # nothing to save yet, and it may not be listening
+            return
         self.send_sys(SysEvent.STOP)
         self.call_later(self.config.worker_stop_timeout, "stop", self.kill_stopping_worker)
 

@@ -128,10 +128,13 @@ def test_history_tail_range_search(kc):
     assert isinstance(session, int) and session >= 1
     assert {h[0] for h in tail} == {session}
 
-    # the current session is session 0 (relative) when read back by range
+    # session 0 asks for the current session; entries carry its real number, as tail's do
     rng = request(kc, kc.history(hist_access_type="range", session=0, start=1, stop=3,
                                  output=False, raw=True))["content"]["history"]
-    assert rng == [[0, 1, cells[0]], [0, 2, cells[1]]]
+    assert rng == [[session, 1, cells[0]], [session, 2, cells[1]]]
+    by_number = request(kc, kc.history(hist_access_type="range", session=session, start=3,
+                                       stop=4, output=False, raw=True))["content"]["history"]
+    assert by_number == [[session, 3, cells[2]]]
 
     found = request(kc, kc.history(hist_access_type="search", pattern=f"hist_{tag}_b*",
                                    output=False, raw=True))["content"]["history"]

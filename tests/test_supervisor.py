@@ -226,3 +226,25 @@ def _exists(pid):
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+@pytest.mark.timeout(30)
+def test_shutdown_while_the_worker_is_still_starting(tmp_path):
+    from jupyter_client import BlockingKernelClient
+
+    from tests.helpers.kernel import start_kernel
+
+    kernel = start_kernel(tmp_path)
+    try:
+        kc = BlockingKernelClient()
+        kc.load_connection_file(str(kernel.connection_file))
+        kc.start_channels()
+        request = kc.session.msg("shutdown_request", {"restart": False})
+        kc.control_channel.send(request)  # no wait_for_ready: the worker may not be up yet
+        reply = get_reply(kc, request["header"]["msg_id"], 10, "control")
+        assert reply["content"]["status"] == "ok"
+        assert kernel.proc.wait(timeout=10) == 0
+        assert "Traceback" not in kernel.stderr()
+        kc.stop_channels()
+    finally:
+        kernel.stop()

@@ -125,6 +125,8 @@ def history(kernel: Kernel, shell: KernelShell, request: Request) -> dict[str, A
     elif access == "range":
         items = hm.get_range(c.get("session", 0), c.get("start", 0), c.get("stop"), raw=raw,
                              output=output)
+        # IPython calls the current session 0; clients asked by its real number (from tail).
+        items = [(session or hm.session_number, line, entry) for session, line, entry in items]
     elif access == "search":
         items = hm.search(c.get("pattern", "*"), raw=raw, output=output, n=c.get("n"),
                           unique=bool(c.get("unique", False)))

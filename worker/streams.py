@@ -9,9 +9,11 @@ after a short interval, or at once when the buffer is large or the request ends.
 from __future__ import annotations
 
 import codecs
+import fcntl
 import io
 import os
 import select
+import termios
 import threading
 from typing import TYPE_CHECKING
 
@@ -74,6 +76,14 @@ class OutStream(io.TextIOBase):
         if os.getpid() != self.kernel.pid and self._fd is not None:
             self._write_from_child(string)
             return len(string)
+        if self._capture is not None and self._capture.pending():
+            # Bytes already written to the fd (a finished subprocess, a forked child)
+            # came first, so they go first.
+            self._capture.drain()
+        self._append(string)
+        return len(string)
+
+    def _append(self, string: str) -> None:
         with self._lock:
             self._parts.append(string)
             self._size += len(string)
@@ -85,7 +95,6 @@ class OutStream(io.TextIOBase):
             self._send_buffer()
         elif schedule:
             self.kernel.link.call_later(FLUSH_INTERVAL, self._send_buffer)
-        return len(string)
 
     def writelines(self, sequence) -> None:  # type: ignore[override]
         for line in sequence:
@@ -141,6 +150,7 @@ class FdCapture:
         self.stream = stream
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._lock = threading.Lock()
+        self._nread = bytearray(4)
         self._read, write = os.pipe2(os.O_CLOEXEC)
         os.set_blocking(self._read, False)
         os.dup2(write, fd)  # dup2 clears CLOEXEC on fd, so subprocesses inherit it
@@ -171,4 +181,9 @@ class FdCapture:
                     return False
                 text = self._decoder.decode(data)
                 if text:
-                    self.stream.write(text)
+                    self.stream._append(text)
+
+    def pending(self) -> bool:
+        """Does the pipe hold unread bytes? (one cheap ioctl, no read)"""
+        fcntl.ioctl(self._read, termios.FIONREAD, self._nread)
+        return any(self._nread)
