@@ -6,10 +6,8 @@ through jupyter_client's KernelManager, exactly as a notebook server would launc
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import sys
 import tempfile
 from pathlib import Path
 
@@ -19,27 +17,11 @@ import pytest
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
 
+from tests.helpers.kernelspec import KERNEL_NAME, write_kernelspec
 from tests.helpers.waiting import wait_until
-
-KERNEL_NAME = "kernelsvc-test"
 
 pytestmark = pytest.mark.timeout(60)
 
-
-def write_kernelspec(root: Path) -> Path:
-    """A kernelspec directory for kernelsvc under ``root``; returns its ``kernels`` dir."""
-    kernels = root / "kernels"
-    spec_dir = kernels / KERNEL_NAME
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "kernelsvc.supervisor", "start", "-f",
-                 "{connection_file}"],
-        "display_name": "kernelsvc (test)",
-        "language": "python",
-        "metadata": {"debugger": False},
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    return kernels
 
 
 def kernel_pids(km: KernelManager) -> set[int]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
-import sys
 from pathlib import Path
 
 import nbformat
@@ -15,26 +13,12 @@ from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
+from tests.helpers.kernelspec import KERNEL_NAME, write_kernelspec
 from tests.helpers.waiting import wait_until
 
-KERNEL_NAME = "kernelsvc-test"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
-
-def write_kernelspec(root: Path) -> Path:
-    """A kernelspec directory for kernelsvc under ``root``; returns its ``kernels`` dir."""
-    kernels = root / "kernels"
-    spec_dir = kernels / KERNEL_NAME
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "kernelsvc.supervisor", "start", "-f",
-                 "{connection_file}"],
-        "display_name": "kernelsvc (test)",
-        "language": "python",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    return kernels
 
 
 class RecordingClient(NotebookClient):
