@@ -20,6 +20,7 @@ from kernelsvc.supervisor import __version__
 from kernelsvc.supervisor.config import Config
 from kernelsvc.supervisor.connection import ConnectionInfo
 from kernelsvc.supervisor.control import CONTROL_HANDLERS, answer_kernel_info, host_usage
+from kernelsvc.supervisor.crash_report import crash_error
 from kernelsvc.supervisor.outbox import Outbox
 from kernelsvc.supervisor.protocol import (
     WORKER_SHELL_TYPES,
@@ -100,7 +101,10 @@ class Supervisor:
         events = dict(self._poller.poll(self._poll_timeout_ms()))
         if self.signals.fileno() in events:
             self.handle_signals()
-        if self.worker and self.worker.pidfd is not None and self.worker.pidfd in events:
+        worker = self.worker
+        if worker and worker.stderr and not worker.stderr.closed and worker.stderr.fd in events:
+            self.read_worker_stderr()
+        if worker and worker.pidfd is not None and worker.pidfd in events:
             self.reap_worker()
         # The worker link first: replies and output drain before new requests start.
         if self.internal in events:
@@ -155,6 +159,7 @@ class Supervisor:
         self.outbox.status("starting")
         self.worker.spawn()
         self._poller.register(self.worker.pidfd, zmq.POLLIN)
+        self._poller.register(self.worker.stderr.fd, zmq.POLLIN)
         self.call_later(self.config.worker_boot_timeout, "boot", self.on_boot_timeout)
         log.info("worker_spawned", worker_pid=self.worker.pid, generation=self.generation)
 
@@ -173,9 +178,21 @@ class Supervisor:
     def send_sys(self, event: SysEvent, **fields: Any) -> None:
         self.send_to_worker(Channel.SYS, [json.dumps({"event": event, **fields}).encode()])
 
+    def read_worker_stderr(self) -> None:
+        tail = self.worker.stderr
+        tail.read()
+        if tail.closed:  # EOF
+            self._poller.unregister(tail.fd)
+
     def reap_worker(self) -> None:
         assert self.worker is not None
         self._poller.unregister(self.worker.pidfd)
+        tail = self.worker.stderr
+        if not tail.closed:
+            tail.read()  # everything it wrote before dying is in the pipe now
+            if not tail.closed:
+                self._poller.unregister(tail.fd)
+                tail.close()  # its last lines stay readable
         exit_info = self.worker.reap()
         was = self.lifecycle.state
         self.lifecycle.to(WorkerState.DEAD)
@@ -212,14 +229,14 @@ class Supervisor:
 
     def answer_dead_request(self, request: Inbound, exit_info: ExitInfo, replied: bool) -> None:
         """Exactly one reply per request: only send one if the worker had not."""
-        evalue = f"{exit_info.describe()}; a fresh worker is starting, variables were lost"
-        error = {"ename": "WorkerDied", "evalue": evalue, "traceback": [f"WorkerDied: {evalue}"]}
+        content = unpack_content(self.session, request)
+        code = content.get("code") if isinstance(content.get("code"), str) else None
+        error = crash_error(exit_info, self.worker.stderr.lines(), code)
         if not replied and request.msg_type not in NO_REPLY_TYPES:
             if request.msg_type == MsgType.EXECUTE_REQUEST:
                 self.outbox.publish("error", error, request.header)
             self.outbox.reply(self.sockets.shell, request, {"status": "error", **error})
         self.outbox.status("idle", request.header)
-        content = unpack_content(self.session, request)
         if request.msg_type == MsgType.EXECUTE_REQUEST and content.get("stop_on_error", True):
             self.abort_queued_executes()
 

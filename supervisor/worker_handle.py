@@ -11,6 +11,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from kernelsvc.supervisor.stderr_tail import StderrTail
+
 
 @dataclass(frozen=True)
 class ExitInfo:
@@ -48,6 +50,7 @@ class OsApi:
             argv,
             env=env,
             stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,  # the worker's last words, quoted when it dies
             start_new_session=True,  # own process group: signals reach user subprocesses too
             close_fds=True,
         )
@@ -71,6 +74,7 @@ class WorkerHandle:
         self.os = os_api or OsApi()
         self.proc: subprocess.Popen | None = None
         self.pidfd: int | None = None
+        self.stderr: StderrTail | None = None
 
     @property
     def pid(self) -> int | None:
@@ -91,6 +95,8 @@ class WorkerHandle:
         ]
         self.proc = self.os.spawn(argv, worker_env())
         self.pidfd = self.os.pidfd_open(self.proc.pid)
+        self.stderr = StderrTail(os.dup(self.proc.stderr.fileno()), self.proc.pid)
+        self.proc.stderr.close()
 
     def signal_group(self, sig: int) -> None:
         if self.proc is not None and self.proc.returncode is None:

@@ -44,7 +44,7 @@ def keep_crash_reports() -> None:
     """faulthandler writes to the real stderr, which survives our own fd 2 capture."""
     crash_fd = os.dup(2)
     crash_file = os.fdopen(crash_fd, "w", buffering=1, closefd=True)
-    faulthandler.enable(file=crash_file, all_threads=True)
+    faulthandler.enable(file=crash_file, all_threads=False)  # the crashing thread, readable
     sys.modules[__name__].crash_file = crash_file  # keep it open for the process's life
 
 

@@ -1,0 +1,44 @@
+"""What the user reads when the worker dies: what happened, and the worker's last words."""
+
+from __future__ import annotations
+
+import re
+
+from kernelsvc.supervisor.worker_handle import ExitInfo
+
+# IPython names cell code "<ipython-input-N-hash>"; faulthandler prints its frames.
+CELL_FRAME = re.compile(r'File "<ipython-input-\d+-[0-9a-f]+>", line (\d+)')
+
+
+def crash_error(exit_info: ExitInfo, stderr_lines: list[str], code: str | None) -> dict:
+    """The ``error`` content (ename, evalue, traceback) for the request the worker died on."""
+    evalue = f"{exit_info.describe()}; a fresh worker is starting, variables were lost"
+    traceback = [f"WorkerDied: {evalue}"]
+    culprit = _crashing_line(stderr_lines, code)
+    if culprit:
+        traceback.append(f"The cell was running line {culprit[0]}: {culprit[1].strip()}")
+    tail = _last_report(stderr_lines)
+    if tail:
+        traceback.append("The worker's last words on stderr:\n" + "\n".join(tail))
+    return {"ename": "WorkerDied", "evalue": evalue, "traceback": traceback}
+
+
+def _last_report(stderr_lines: list[str]) -> list[str]:
+    """From the last 'Fatal Python error' on, if there is one; else the last lines."""
+    lines = [line for line in stderr_lines if line.strip()]
+    starts = [i for i, line in enumerate(lines) if line.startswith("Fatal Python error")]
+    return lines[starts[-1]:] if starts else lines[-20:]
+
+
+def _crashing_line(stderr_lines: list[str], code: str | None) -> tuple[int, str] | None:
+    """The most recent cell frame in a faulthandler dump, with that line of the cell."""
+    if not code:
+        return None
+    lines = code.splitlines()
+    for line in stderr_lines:
+        match = CELL_FRAME.search(line)
+        if match:
+            number = int(match.group(1))
+            if 1 <= number <= len(lines):
+                return number, lines[number - 1]
+    return None

@@ -1,0 +1,158 @@
+"""The fault matrix: whatever kills the worker, every request is answered and the
+same client goes on, on the same connection, with a fresh worker."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+
+import psutil
+import pytest
+
+from tests.helpers.heartbeat import HeartbeatMonitor
+from tests.helpers.kernel import collect_iopub, execute, get_reply
+from tests.helpers.waiting import wait_until
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def worker_pid(kc) -> int:
+    return kc.kernel_info(reply=True, timeout=10)["content"]["kernelsvc"]["worker_pid"]
+
+
+def no_more_shell_replies(kc, window: float = 0.3) -> bool:
+    try:
+        extra = kc.get_shell_msg(timeout=window)
+    except queue.Empty:
+        return True
+    raise AssertionError(f"unexpected extra reply: {extra['msg_type']} "
+                         f"to {extra['parent_header'].get('msg_id')}")
+
+
+def statuses_until_idle_without_parent(kc, timeout=30) -> list[str]:
+    """Kernel-wide statuses (no parent) until the new worker's idle."""
+    seen = []
+    while True:
+        msg = kc.get_iopub_msg(timeout=timeout)
+        if msg["msg_type"] == "status" and not msg["parent_header"]:
+            seen.append(msg["content"]["execution_state"])
+            if seen[-1] == "idle":
+                return seen
+
+
+def assert_fresh_and_usable(kernel, kc, old_pid):
+    reply, msgs = execute(kc, "'canary' in dir(), 1 + 1", timeout=30)
+    assert reply["content"]["status"] == "ok"
+    assert reply["content"]["execution_count"] == 1  # a fresh shell counts from 1
+    results = [m["content"]["data"]["text/plain"] for m in msgs
+               if m["msg_type"] == "execute_result"]
+    assert results == ["(False, 2)"]
+    kernel.remember_children()
+    assert worker_pid(kc) != old_pid
+    assert kernel.proc.poll() is None  # the supervisor never died
+
+
+def crash_case(kernel, kc, code, expect_evalue, expect_in_traceback=()):
+    execute(kc, "canary = 1")
+    old = worker_pid(kc)
+    kernel.remember_children()
+    with HeartbeatMonitor(kernel.connection_file) as hb:
+        msg_id = kc.execute(code)
+        reply = get_reply(kc, msg_id, 30)
+        msgs = collect_iopub(kc, msg_id, 30)
+        statuses = statuses_until_idle_without_parent(kc)
+        assert_fresh_and_usable(kernel, kc, old)
+    assert hb.missed == 0 and hb.answered > 0
+    content = reply["content"]
+    assert content["status"] == "error" and content["ename"] == "WorkerDied"
+    assert expect_evalue in content["evalue"]
+    errors = [m["content"] for m in msgs if m["msg_type"] == "error"]
+    assert len(errors) == 1 and errors[0]["ename"] == "WorkerDied"
+    traceback = "\n".join(content["traceback"])
+    for fragment in expect_in_traceback:
+        assert fragment in traceback
+    assert msgs[-1]["content"] == {"execution_state": "idle"}
+    assert statuses[0] == "restarting" and statuses[-2:] == ["starting", "idle"]
+    assert no_more_shell_replies(kc)
+    assert not psutil.pid_exists(old) or psutil.Process(old).status() == psutil.STATUS_ZOMBIE
+
+
+def test_os_exit(kernel, kc):
+    crash_case(kernel, kc, "import os; os._exit(1)", "worker exited with code 1")
+
+
+def test_segfault_shows_faulthandler_and_the_cell_line(kernel, kc):
+    code = "import ctypes\nx = 1\nctypes.string_at(0)"
+    crash_case(kernel, kc, code, "worker killed by SIGSEGV",
+               ["Segmentation fault", "line 3: ctypes.string_at(0)"])
+
+
+def test_abort(kernel, kc):
+    crash_case(kernel, kc, "import os; os.abort()", "worker killed by SIGABRT",
+               ["Aborted"])
+
+
+def test_sigkill_from_outside_while_busy(kernel, kc):
+    code = "import os\nos.kill(os.getpid(), 9)\nwhile True: pass"
+    crash_case(kernel, kc, code, "worker killed by SIGKILL")
+
+
+def test_sigkill_from_outside_while_idle(kernel, kc):
+    execute(kc, "canary = 1")
+    old = worker_pid(kc)
+    kernel.remember_children()
+    with HeartbeatMonitor(kernel.connection_file) as hb:
+        os.kill(old, signal.SIGKILL)
+        assert statuses_until_idle_without_parent(kc)[0] == "restarting"
+        assert_fresh_and_usable(kernel, kc, old)
+    assert hb.missed == 0
+    assert no_more_shell_replies(kc)
+
+
+def test_requests_sent_while_the_worker_dies_and_restarts(kernel, kc):
+    old = worker_pid(kc)
+    kernel.remember_children()
+    crash = kc.execute("import os; os._exit(1)")
+    queued_execute = kc.execute("queued = 1")
+    queued_complete = kc.complete("impo", 4)
+    info = kc.kernel_info()
+    replies = {}
+    while len(replies) < 4:
+        msg = kc.get_shell_msg(timeout=30)
+        parent = msg["parent_header"]["msg_id"]
+        assert parent not in replies, "two replies to one request"
+        replies[parent] = msg
+    assert replies[crash]["content"]["ename"] == "WorkerDied"
+    assert replies[queued_execute]["content"]["status"] == "aborted"  # stop_on_error
+    assert replies[queued_complete]["content"]["status"] == "ok"  # ran on the new worker
+    assert "import" in replies[queued_complete]["content"]["matches"]
+    assert replies[info]["msg_type"] == "kernel_info_reply"
+    assert no_more_shell_replies(kc)
+    assert worker_pid(kc) != old
+
+
+def test_user_subprocesses_die_with_their_worker(kernel, kc):
+    reply, msgs = execute(kc, "import subprocess\np = subprocess.Popen(['sleep', '1000'])\n"
+                              "print(p.pid)")
+    sleeper = int([m["content"]["text"] for m in msgs if m["msg_type"] == "stream"][0])
+    kernel.known_pids.add(sleeper)
+    assert psutil.pid_exists(sleeper)
+    msg_id = kc.execute("import os; os._exit(1)")
+    get_reply(kc, msg_id, 30)
+    wait_until(lambda: not _running(sleeper), 10, "the user's subprocess to die")
+
+
+def test_sigkill_of_the_supervisor_leaves_no_worker(kernel, kc):
+    worker = worker_pid(kc)
+    kernel.remember_children()
+    os.kill(kernel.pid, signal.SIGKILL)
+    kernel.proc.wait(timeout=10)
+    wait_until(lambda: not _running(worker), 10, "the orphaned worker to die")
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
