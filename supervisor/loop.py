@@ -68,6 +68,8 @@ class Supervisor:
         self.generation = 0
         self.boot_failures = 0
         self.worker_kernel_info: dict[str, Any] | None = None
+        self.open_comms: set[str] = set()  # comms the worker holds open
+        self.input_pending = False  # an input_request is waiting for the frontend
         self.kernel_info_waiting: list[tuple[Inbound, zmq.Socket]] = []
         self.exit_code: int | None = None
         self.started = time.monotonic()
@@ -215,6 +217,8 @@ class Supervisor:
         """Answer what was in flight, then bring up a fresh worker."""
         replied = self.queue.replied
         running = self.queue.take_running()
+        self.input_pending = False  # its input_request is cancelled: a late reply is dropped
+        self.close_open_comms(running)
         if running is not None:
             self.answer_dead_request(running, exit_info, replied)
         if was is WorkerState.STARTING:
@@ -239,6 +243,14 @@ class Supervisor:
         self.outbox.status("idle", request.header)
         if request.msg_type == MsgType.EXECUTE_REQUEST and content.get("stop_on_error", True):
             self.abort_queued_executes()
+
+    def close_open_comms(self, running: Inbound | None) -> None:
+        """The worker's comms died with it: tell the frontend, so widgets do not hang."""
+        parent = running.header if running is not None else None
+        for comm_id in sorted(self.open_comms):
+            self.outbox.publish("comm_close", {"comm_id": comm_id, "data": {}}, parent,
+                                topic=f"comm-{comm_id}".encode())
+        self.open_comms.clear()
 
     def fail_everything(self, why: str) -> None:
         for request in self.queue.take_all():
@@ -271,6 +283,7 @@ class Supervisor:
             self.queue.note_reply()  # one request runs at a time: this is its reply
             self.sockets.shell.send_multipart(frames[2:], copy=False)
         elif channel == b"stdin":
+            self.input_pending = True
             self.sockets.stdin.send_multipart(frames[2:], copy=False)
         elif channel == b"control":
             self.sockets.control.send_multipart(frames[2:], copy=False)
@@ -287,6 +300,10 @@ class Supervisor:
             self.on_worker_ready(event)
         elif kind == SysEvent.DONE:
             self.on_request_done(event)
+        elif kind == SysEvent.COMM_OPENED:
+            self.open_comms.add(str(event.get("comm_id")))
+        elif kind == SysEvent.COMM_CLOSED:
+            self.open_comms.discard(str(event.get("comm_id")))
 
     def worker_config(self) -> dict[str, Any]:
         return {
@@ -382,9 +399,10 @@ class Supervisor:
         reply = self.verify(frames, "stdin")
         if reply is None:
             return
-        if reply.msg_type != MsgType.INPUT_REPLY or not self.lifecycle.is_(WorkerState.BUSY):
+        if reply.msg_type != MsgType.INPUT_REPLY or not self.input_pending:
             log.warning("message_dropped", channel="stdin", msg_type=reply.msg_type)
             return
+        self.input_pending = False
         self.send_to_worker(Channel.STDIN, reply.wire())
 
     def on_subscription(self, frames: list[bytes]) -> None:

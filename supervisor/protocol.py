@@ -40,6 +40,8 @@ class SysEvent(StrEnum):
     READY = "ready"  # worker -> supervisor: shell built; carries kernel_info content
     DONE = "done"  # worker -> supervisor: a request finished (after its idle status)
     STOP = "stop"  # supervisor -> worker: exit cleanly now
+    COMM_OPENED = "comm_opened"  # worker -> supervisor: closed for the frontend if it dies
+    COMM_CLOSED = "comm_closed"
 
 
 class MsgType(StrEnum):

@@ -156,3 +156,27 @@ def _running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_open_comms_are_closed_and_pending_input_cancelled(kernel, kc):
+    kernel.remember_children()
+    code = ("from comm import create_comm\n"
+            "c = create_comm(target_name='t', data={})\n"
+            "print(c.comm_id)")
+    _, msgs = execute(kc, code)
+    comm_id = [m["content"]["text"].strip() for m in msgs if m["msg_type"] == "stream"][0]
+    worker = worker_pid(kc)
+    msg_id = kc.execute("input('name? ')", allow_stdin=True)
+    request = kc.get_stdin_msg(timeout=10)
+    assert request["content"]["prompt"] == "name? "
+    os.kill(worker, signal.SIGKILL)  # dies while the frontend is being asked
+    reply = get_reply(kc, msg_id, 30)
+    assert reply["content"]["ename"] == "WorkerDied"
+    closes = [m for m in collect_iopub(kc, msg_id, 30) if m["msg_type"] == "comm_close"]
+    assert [m["content"]["comm_id"] for m in closes] == [comm_id]
+    kc.input("too late")  # the input_request died with its worker: this is dropped
+    reply, msgs = execute(kc, "1 + 1", timeout=30)
+    assert reply["content"]["status"] == "ok"
+    assert no_more_shell_replies(kc)
+    log = kernel.stderr()
+    assert '"msg_type": "input_reply"' in log and "message_dropped" in log

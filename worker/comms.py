@@ -8,6 +8,8 @@ import comm as comm_package
 from comm.base_comm import BaseComm
 from comm.base_comm import CommManager as BaseCommManager
 
+from kernelsvc.supervisor.protocol import SysEvent
+
 if TYPE_CHECKING:
     from kernelsvc.worker.kernel import Kernel, Request
 
@@ -34,11 +36,30 @@ class Comm(BaseComm):
 
 
 class CommManager(BaseCommManager):
-    """The comm package's manager, with ``kernel`` for code that looks for it."""
+    """The comm package's manager, with ``kernel`` for code that looks for it.
+
+    It tells the supervisor which comms are open, so that if this worker dies the
+    frontend hears ``comm_close`` for each of them.
+    """
 
     def __init__(self, kernel: Kernel | None = None) -> None:
         super().__init__()
         self.kernel = kernel
+
+    def register_comm(self, comm: BaseComm) -> str:
+        comm_id = super().register_comm(comm)
+        self._tell_supervisor(SysEvent.COMM_OPENED, comm_id)
+        return comm_id
+
+    def unregister_comm(self, comm: BaseComm) -> None:
+        had = comm.comm_id in self.comms
+        super().unregister_comm(comm)
+        if had:
+            self._tell_supervisor(SysEvent.COMM_CLOSED, comm.comm_id)
+
+    def _tell_supervisor(self, event: SysEvent, comm_id: str) -> None:
+        if self.kernel is not None:
+            self.kernel.link.send_sys(event, comm_id=comm_id)
 
 
 def create_comm(*args: Any, **kwargs: Any) -> Comm:
