@@ -21,6 +21,7 @@ from kernelsvc.supervisor.errors import SupervisorError
 from kernelsvc.supervisor.heartbeat import Heartbeat
 from kernelsvc.supervisor.logconfig import configure_logging
 from kernelsvc.supervisor.loop import Supervisor
+from kernelsvc.supervisor.restart_policy import RestartPolicy
 from kernelsvc.supervisor.sockets import bind_public, private_endpoint_dir
 
 log = structlog.get_logger("kernelsvc.supervisor")
@@ -54,11 +55,21 @@ def main() -> None:
     default="auto",
     show_default=True,
 )
-def start(connection_file: Path, ip: str, log_level: str, log_format: str) -> None:
+@click.option("--boot-retries", default=5, show_default=True, type=click.IntRange(1),
+              help="Failed worker starts in a row before the kernel reports itself dead.")
+@click.option("--max-backoff", default=5.0, show_default=True, type=click.FloatRange(0.01),
+              help="Longest wait, in seconds, between two tries to start a worker.")
+def start(connection_file: Path, ip: str, log_level: str, log_format: str, boot_retries: int,
+          max_backoff: float) -> None:
     """Start the kernel service on CONNECTION_FILE's sockets."""
     configure_logging(log_level, log_format)
-    config = Config(connection_file=connection_file, ip=ip, log_level=log_level,
-                    log_format=log_format)
+    config = Config(
+        connection_file=connection_file,
+        ip=ip,
+        log_level=log_level,
+        log_format=log_format,
+        restart_policy=RestartPolicy(budget=boot_retries, max_delay=max_backoff),
+    )
     try:
         code = serve(config)
     except SupervisorError as exc:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from kernelsvc.supervisor.restart_policy import RestartPolicy
 
 
 @dataclass(frozen=True)
@@ -14,3 +16,4 @@ class Config:
     worker_boot_timeout: float = 30.0  # seconds from spawn to READY before we give up
     log_level: str = "info"
     log_format: str = "auto"  # auto | json | console
+    restart_policy: RestartPolicy = field(default_factory=RestartPolicy)

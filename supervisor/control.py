@@ -50,6 +50,26 @@ CONTROL_HANDLERS: dict[str, Handler] = {
 }
 
 
+def fallback_kernel_info() -> dict[str, object]:
+    """What we can say without a worker (none has started yet, or none can)."""
+    import sys
+
+    from kernelsvc.supervisor import __version__
+    from kernelsvc.supervisor.protocol import PROTOCOL_VERSION
+
+    return {
+        "status": "ok",
+        "protocol_version": PROTOCOL_VERSION,
+        "implementation": "kernelsvc",
+        "implementation_version": __version__,
+        "language_info": {"name": "python", "version": sys.version.split()[0],
+                          "mimetype": "text/x-python", "file_extension": ".py"},
+        "banner": "kernelsvc: no worker is running",
+        "help_links": [],
+        "supported_features": [],
+    }
+
+
 def host_usage() -> dict[str, object]:
     import psutil
 

@@ -23,6 +23,12 @@ def crash_error(exit_info: ExitInfo, stderr_lines: list[str], code: str | None) 
     return {"ename": "WorkerDied", "evalue": evalue, "traceback": traceback}
 
 
+def boot_failure_reason(exit_info: ExitInfo, stderr_lines: list[str]) -> str:
+    """One line saying the worker could not start, then its last words."""
+    how = exit_info.describe().removeprefix("worker ")
+    return "\n".join([f"the worker failed to start ({how})", *_last_report(stderr_lines)])
+
+
 def _last_report(stderr_lines: list[str]) -> list[str]:
     """From the last 'Fatal Python error' on, if there is one; else the last lines."""
     lines = [line for line in stderr_lines if line.strip()]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import json
 import os
 import shutil
@@ -19,8 +17,13 @@ import zmq
 from kernelsvc.supervisor import __version__
 from kernelsvc.supervisor.config import Config
 from kernelsvc.supervisor.connection import ConnectionInfo
-from kernelsvc.supervisor.control import CONTROL_HANDLERS, answer_kernel_info, host_usage
-from kernelsvc.supervisor.crash_report import crash_error
+from kernelsvc.supervisor.control import (
+    CONTROL_HANDLERS,
+    answer_kernel_info,
+    fallback_kernel_info,
+    host_usage,
+)
+from kernelsvc.supervisor.crash_report import boot_failure_reason, crash_error
 from kernelsvc.supervisor.outbox import Outbox
 from kernelsvc.supervisor.protocol import (
     WORKER_SHELL_TYPES,
@@ -29,15 +32,16 @@ from kernelsvc.supervisor.protocol import (
     SysEvent,
 )
 from kernelsvc.supervisor.relay import ShellQueue
+from kernelsvc.supervisor.restart_policy import BootFailures
 from kernelsvc.supervisor.signals import SignalPipe
 from kernelsvc.supervisor.sockets import PublicSockets
 from kernelsvc.supervisor.states import Lifecycle, WorkerState
+from kernelsvc.supervisor.timers import Timers
 from kernelsvc.supervisor.wire import Inbound, RejectedMessage, make_session, peek, unpack_content
 from kernelsvc.supervisor.worker_handle import ExitInfo, WorkerHandle
 
 log = structlog.get_logger("kernelsvc.supervisor")
 
-MAX_BOOT_FAILURES = 3
 NO_REPLY_TYPES = frozenset({MsgType.COMM_OPEN, MsgType.COMM_MSG, MsgType.COMM_CLOSE})
 
 
@@ -66,15 +70,14 @@ class Supervisor:
         self.internal.bind(self.endpoint)
         self.worker: WorkerHandle | None = None
         self.generation = 0
-        self.boot_failures = 0
+        self.boot = BootFailures(config.restart_policy)
         self.worker_kernel_info: dict[str, Any] | None = None
         self.open_comms: set[str] = set()  # comms the worker holds open
         self.input_pending = False  # an input_request is waiting for the frontend
         self.kernel_info_waiting: list[tuple[Inbound, zmq.Socket]] = []
         self.exit_code: int | None = None
         self.started = time.monotonic()
-        self._timers: list[tuple[float, int, str, Callable[[], None]]] = []
-        self._timer_seq = itertools.count()
+        self.timers = Timers()
         self._poller = zmq.Poller()
 
     # ------------------------------------------------------------------ running
@@ -100,7 +103,7 @@ class Supervisor:
         return [self.internal, s.control, s.shell, s.stdin, s.iopub]
 
     def poll_once(self) -> None:
-        events = dict(self._poller.poll(self._poll_timeout_ms()))
+        events = dict(self._poller.poll(self.timers.timeout_ms()))
         if self.signals.fileno() in events:
             self.handle_signals()
         worker = self.worker
@@ -119,7 +122,7 @@ class Supervisor:
             self.drain(self.sockets.stdin, self.on_stdin)
         if self.sockets.iopub in events:
             self.drain(self.sockets.iopub, self.on_subscription)
-        self.run_due_timers()
+        self.timers.run_due()
 
     @staticmethod
     def drain(sock: zmq.Socket, handle: Callable[[list[bytes]], None], limit: int = 256) -> None:
@@ -131,27 +134,6 @@ class Supervisor:
                 return
             handle(frames)
 
-    # ------------------------------------------------------------------ timers
-
-    def call_later(self, delay: float, name: str, callback: Callable[[], None]) -> None:
-        deadline = time.monotonic() + delay
-        heapq.heappush(self._timers, (deadline, next(self._timer_seq), name, callback))
-
-    def cancel_timers(self, name: str) -> None:
-        self._timers = [t for t in self._timers if t[2] != name]
-        heapq.heapify(self._timers)
-
-    def _poll_timeout_ms(self) -> int | None:
-        if not self._timers:
-            return None
-        return max(0, int((self._timers[0][0] - time.monotonic()) * 1000) + 1)
-
-    def run_due_timers(self) -> None:
-        now = time.monotonic()
-        while self._timers and self._timers[0][0] <= now:
-            _, _, _, callback = heapq.heappop(self._timers)
-            callback()
-
     # ------------------------------------------------------------------ the worker
 
     def spawn_worker(self) -> None:
@@ -162,7 +144,7 @@ class Supervisor:
         self.worker.spawn()
         self._poller.register(self.worker.pidfd, zmq.POLLIN)
         self._poller.register(self.worker.stderr.fd, zmq.POLLIN)
-        self.call_later(self.config.worker_boot_timeout, "boot", self.on_boot_timeout)
+        self.timers.call_later(self.config.worker_boot_timeout, "boot", self.on_boot_timeout)
         log.info("worker_spawned", worker_pid=self.worker.pid, generation=self.generation)
 
     def on_boot_timeout(self) -> None:
@@ -198,8 +180,8 @@ class Supervisor:
         exit_info = self.worker.reap()
         was = self.lifecycle.state
         self.lifecycle.to(WorkerState.DEAD)
-        self.cancel_timers("boot")
-        self.cancel_timers("stop")
+        self.timers.cancel("boot")
+        self.timers.cancel("stop")
         log.info(
             "worker_exited",
             worker_pid=self.worker.pid,
@@ -222,14 +204,25 @@ class Supervisor:
         if running is not None:
             self.answer_dead_request(running, exit_info, replied)
         if was is WorkerState.STARTING:
-            self.boot_failures += 1
-            if self.boot_failures >= MAX_BOOT_FAILURES:
-                log.error("worker_boot_failed", attempts=self.boot_failures)
-                self.fail_everything("the worker failed to start")
-                self.exit_code = 1
-                return
+            self.on_boot_failure(exit_info)
+            return
         self.outbox.status("restarting")
         self.spawn_worker()
+
+    def on_boot_failure(self, exit_info: ExitInfo) -> None:
+        """Retry with backoff; past the budget, a visible dead state that keeps retrying."""
+        self.boot.record_failure(boot_failure_reason(exit_info, self.worker.stderr.lines()))
+        log.error("worker_boot_failed", attempt=self.boot.count, exit_code=exit_info.code,
+                  exit_signal=exit_info.signal_name)
+        if self.boot.exhausted:
+            if not self.lifecycle.is_(WorkerState.FATAL):
+                self.lifecycle.to(WorkerState.FATAL)
+                self.outbox.status("dead")
+                log.error("service_dead", attempts=self.boot.count)
+            self.fail_everything(self.boot.last_reason)
+        else:
+            self.lifecycle.to(WorkerState.BACKOFF)
+        self.timers.call_later(self.boot.next_delay(), "respawn", self.spawn_worker)
 
     def answer_dead_request(self, request: Inbound, exit_info: ExitInfo, replied: bool) -> None:
         """Exactly one reply per request: only send one if the worker had not."""
@@ -253,8 +246,12 @@ class Supervisor:
         self.open_comms.clear()
 
     def fail_everything(self, why: str) -> None:
+        """Answer every queued request with an error saying why there is no worker."""
         for request in self.queue.take_all():
-            error = {"ename": "WorkerUnavailable", "evalue": why, "traceback": []}
+            if request.msg_type in NO_REPLY_TYPES:
+                continue
+            error = {"ename": "WorkerUnavailable", "evalue": why.splitlines()[0] if why else "",
+                     "traceback": why.splitlines()}
             self.outbox.reply_busy_idle(self.sockets.shell, request, {"status": "error", **error})
 
     def abort_queued_executes(self, among_first: int | None = None) -> None:
@@ -317,8 +314,10 @@ class Supervisor:
 
     def on_worker_ready(self, event: dict[str, Any]) -> None:
         assert self.worker is not None
-        self.cancel_timers("boot")
-        self.boot_failures = 0
+        self.timers.cancel("boot")
+        if self.boot.count:
+            log.info("service_recovered", after_failures=self.boot.count)
+        self.boot.record_success()
         self.worker_kernel_info = event.get("kernel_info", {})
         self.lifecycle.to(WorkerState.IDLE)
         log.info(
@@ -372,12 +371,14 @@ class Supervisor:
             self.on_shell_kernel_info(request)
         elif request.msg_type in WORKER_SHELL_TYPES:
             self.queue.add(request)
+            if self.lifecycle.is_(WorkerState.FATAL):
+                self.fail_everything(self.boot.last_reason)
             self.dispatch_next()
         else:
             log.warning("message_dropped", channel="shell", msg_type=request.msg_type)
 
     def on_shell_kernel_info(self, request: Inbound) -> None:
-        if self.worker_kernel_info is None:
+        if self.worker_kernel_info is None and not self.lifecycle.is_(WorkerState.FATAL):
             self.kernel_info_waiting.append((request, self.sockets.shell))
         else:
             answer_kernel_info(self, request, self.sockets.shell)
@@ -390,7 +391,8 @@ class Supervisor:
         if handler is None:
             log.warning("message_dropped", channel="control", msg_type=request.msg_type)
             return
-        if request.msg_type == MsgType.KERNEL_INFO_REQUEST and self.worker_kernel_info is None:
+        if (request.msg_type == MsgType.KERNEL_INFO_REQUEST and self.worker_kernel_info is None
+                and not self.lifecycle.is_(WorkerState.FATAL)):
             self.kernel_info_waiting.append((request, self.sockets.control))
             return
         handler(self, request)
@@ -416,7 +418,7 @@ class Supervisor:
     # ------------------------------------------------------------------ answers
 
     def kernel_info(self) -> dict[str, Any]:
-        info = dict(self.worker_kernel_info or {})
+        info = dict(self.worker_kernel_info or fallback_kernel_info())
         info["kernelsvc"] = {
             "version": __version__,
             "supervisor_pid": os.getpid(),
@@ -450,7 +452,8 @@ class Supervisor:
             return
         self.stop_reason = reason
         log.info("stop_requested", reason=reason, restart=restart)
-        if self.worker is None or self.lifecycle.is_(WorkerState.DEAD):
+        no_worker = (WorkerState.DEAD, WorkerState.BACKOFF, WorkerState.FATAL)
+        if self.worker is None or self.lifecycle.is_(*no_worker):
             self.finish_stop()
             return
         starting = self.lifecycle.is_(WorkerState.STARTING)
@@ -459,7 +462,7 @@ class Supervisor:
             self.worker.kill()  # nothing to save yet, and it may not be listening
             return
         self.send_sys(SysEvent.STOP)
-        self.call_later(self.config.worker_stop_timeout, "stop", self.kill_stopping_worker)
+        self.timers.call_later(self.config.worker_stop_timeout, "stop", self.kill_stopping_worker)
 
     def kill_stopping_worker(self) -> None:
         if self.worker and self.lifecycle.is_(WorkerState.STOPPING):

@@ -11,6 +11,8 @@ class WorkerState(StrEnum):
     BUSY = "busy"  # running one request
     STOPPING = "stopping"  # asked to exit, waiting for it
     DEAD = "dead"  # exited and reaped
+    BACKOFF = "backoff"  # failed to boot; waiting before the next try
+    FATAL = "fatal"  # failed to boot too often: the service is dead, retrying slowly
 
 
 TRANSITIONS: dict[WorkerState, frozenset[WorkerState]] = {
@@ -18,7 +20,9 @@ TRANSITIONS: dict[WorkerState, frozenset[WorkerState]] = {
     WorkerState.IDLE: frozenset({WorkerState.BUSY, WorkerState.STOPPING, WorkerState.DEAD}),
     WorkerState.BUSY: frozenset({WorkerState.IDLE, WorkerState.STOPPING, WorkerState.DEAD}),
     WorkerState.STOPPING: frozenset({WorkerState.DEAD}),
-    WorkerState.DEAD: frozenset({WorkerState.STARTING}),
+    WorkerState.DEAD: frozenset({WorkerState.STARTING, WorkerState.BACKOFF, WorkerState.FATAL}),
+    WorkerState.BACKOFF: frozenset({WorkerState.STARTING}),
+    WorkerState.FATAL: frozenset({WorkerState.STARTING}),
 }
 
 

@@ -113,11 +113,16 @@ def test_sigkill_from_outside_while_idle(kernel, kc):
 def test_requests_sent_while_the_worker_dies_and_restarts(kernel, kc):
     old = worker_pid(kc)
     kernel.remember_children()
-    crash = kc.execute("import os; os._exit(1)")
+    crash = kc.execute("input(); import os; os._exit(1)", allow_stdin=True)
+    kc.get_stdin_msg(timeout=10)  # the cell is running and waits for our word
     queued_execute = kc.execute("queued = 1")
     queued_complete = kc.complete("impo", 4)
     info = kc.kernel_info()
     replies = {}
+    # kernel_info is answered by the supervisor at once: both requests before it are queued.
+    info_reply = get_reply(kc, info, 10)
+    replies[info] = info_reply
+    kc.input("die now")
     while len(replies) < 4:
         msg = kc.get_shell_msg(timeout=30)
         parent = msg["parent_header"]["msg_id"]

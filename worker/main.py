@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     die_with_parent(args.parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the shell is ready for it
+    os.dup2(2, 1)  # boot-time output of any kind lands in the supervisor's stderr tail
     keep_crash_reports()
     link = Link(args.endpoint, args.identity.encode())
     link.start()

@@ -22,12 +22,28 @@ def build_kernel(
 ) -> tuple[Kernel, KernelShell]:
     kernel = Kernel(link, session, config)
     connect.configure(config["connection_file"], config["connection_info"])
-    capture_output(kernel)
     shell = build_shell(kernel)
     shell.register_magic_function(connect.connect_info_magic, "line", "connect_info")
     comms.install(kernel)
+    # Until the worker is ready, its output goes to the supervisor's log: if a startup
+    # file kills it, what it said is quoted in the boot failure.
+    run_startup_files(shell)
+    capture_output(kernel)
     interrupts.install()
     return kernel, shell
+
+
+def run_startup_files(shell: KernelShell) -> None:
+    """The profile's startup/*.py and *.ipy, as IPython runs them (errors shown, not fatal)."""
+    startup = shell.profile_dir.startup_dir if shell.profile_dir else None
+    if not startup or not os.path.isdir(startup):
+        return
+    for name in sorted(os.listdir(startup)):
+        path = os.path.join(startup, name)
+        if name.endswith(".py"):
+            shell.safe_execfile(path, shell.user_ns, raise_exceptions=False)
+        elif name.endswith(".ipy"):
+            shell.safe_execfile_ipy(path)
 
 
 def capture_output(kernel: Kernel) -> None:
