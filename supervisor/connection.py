@@ -72,7 +72,7 @@ def load_connection_file(path: Path) -> ConnectionInfo:
 def _validate(path: Path, data: dict) -> ConnectionInfo:
     ports = {name: _require(path, data, name, int) for name in PORT_NAMES}
     for name, port in ports.items():
-        if not 0 <= port <= 65535:
+        if not 0 < port <= 65535:
             raise ConnectionFileError(f"connection file {path}: {name} {port} is out of range")
     transport = data.get("transport", "tcp")
     if transport not in TRANSPORTS:

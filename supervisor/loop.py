@@ -26,6 +26,7 @@ from kernelsvc.supervisor.control import (
 from kernelsvc.supervisor.crash_report import boot_failure_reason, crash_error
 from kernelsvc.supervisor.outbox import Outbox
 from kernelsvc.supervisor.protocol import (
+    NO_REPLY,
     WORKER_SHELL_TYPES,
     Channel,
     MsgType,
@@ -42,7 +43,6 @@ from kernelsvc.supervisor.worker_handle import ExitInfo, WorkerHandle
 
 log = structlog.get_logger("kernelsvc.supervisor")
 
-NO_REPLY_TYPES = frozenset({MsgType.COMM_OPEN, MsgType.COMM_MSG, MsgType.COMM_CLOSE})
 
 
 class Supervisor:
@@ -114,10 +114,12 @@ class Supervisor:
         # The worker link first: replies and output drain before new requests start.
         if self.internal in events:
             self.drain(self.internal, self.on_worker_frames)
-        if self.sockets.control in events:
-            self.drain(self.sockets.control, self.on_control)
+        # Shell before control: an interrupt that arrived with the execute it targets
+        # finds that execute already running.
         if self.sockets.shell in events:
             self.drain(self.sockets.shell, self.on_shell)
+        if self.sockets.control in events:
+            self.drain(self.sockets.control, self.on_control)
         if self.sockets.stdin in events:
             self.drain(self.sockets.stdin, self.on_stdin)
         if self.sockets.iopub in events:
@@ -132,7 +134,11 @@ class Supervisor:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            handle(frames)
+            try:
+                handle(frames)
+            except Exception as exc:  # one bad message must never take the service down
+                log.error("message_handling_failed", handler=handle.__name__,
+                          error=type(exc).__name__)
 
     # ------------------------------------------------------------------ the worker
 
@@ -229,7 +235,7 @@ class Supervisor:
         content = unpack_content(self.session, request)
         code = content.get("code") if isinstance(content.get("code"), str) else None
         error = crash_error(exit_info, self.worker.stderr.lines(), code)
-        if not replied and request.msg_type not in NO_REPLY_TYPES:
+        if not replied and request.msg_type not in NO_REPLY:
             if request.msg_type == MsgType.EXECUTE_REQUEST:
                 self.outbox.publish("error", error, request.header)
             self.outbox.reply(self.sockets.shell, request, {"status": "error", **error})
@@ -247,8 +253,11 @@ class Supervisor:
 
     def fail_everything(self, why: str) -> None:
         """Answer every queued request with an error saying why there is no worker."""
+        for request, sock in self.kernel_info_waiting:
+            answer_kernel_info(self, request, sock)
+        self.kernel_info_waiting.clear()
         for request in self.queue.take_all():
-            if request.msg_type in NO_REPLY_TYPES:
+            if request.msg_type in NO_REPLY:
                 continue
             error = {"ename": "WorkerUnavailable", "evalue": why.splitlines()[0] if why else "",
                      "traceback": why.splitlines()}
@@ -285,7 +294,9 @@ class Supervisor:
         elif channel == b"control":
             self.sockets.control.send_multipart(frames[2:], copy=False)
         elif channel == b"sys":
-            self.on_sys(json.loads(frames[2]))
+            event = json.loads(frames[2])
+            if isinstance(event, dict):
+                self.on_sys(event)
 
     def on_sys(self, event: dict[str, Any]) -> None:
         if self.lifecycle.is_(WorkerState.STOPPING):
@@ -470,6 +481,14 @@ class Supervisor:
             self.worker.kill()
 
     def finish_stop(self) -> None:
+        """Nothing left unanswered: the running request, the queue, parked kernel_infos."""
+        running = self.queue.take_running()
+        if running is not None and not self.queue.replied and running.msg_type not in NO_REPLY:
+            error = {"ename": "KernelShutdown", "evalue": "the kernel was shut down",
+                     "traceback": []}
+            self.outbox.reply(self.sockets.shell, running, {"status": "error", **error})
+        if running is not None:
+            self.outbox.status("idle", running.header)
         self.fail_everything("the kernel is shutting down")
         self.exit_code = 0
 

@@ -11,6 +11,11 @@ from kernelsvc.supervisor.protocol import MsgType, reply_type
 from kernelsvc.supervisor.wire import Inbound
 
 
+def as_parent(header: dict | None) -> dict:
+    """A parent for Session.msg that is read as a header whatever keys the header has."""
+    return {"header": header} if header else {}
+
+
 class Outbox:
     def __init__(self, session: Session, iopub: zmq.Socket) -> None:
         self.session = session
@@ -26,7 +31,7 @@ class Outbox:
         if topic is None:
             topic = f"kernel.{self.session.session}.{msg_type}".encode()
         ident = [topic] if topic else []
-        self.session.send(self.iopub, msg_type, content, parent=parent or {}, ident=ident)
+        self.session.send(self.iopub, msg_type, content, parent=as_parent(parent), ident=ident)
 
     def status(self, state: str, parent: dict | None = None) -> None:
         self.publish(MsgType.STATUS, {"execution_state": state}, parent)
@@ -42,7 +47,7 @@ class Outbox:
             sock,
             reply_type(request.msg_type),
             content,
-            parent=request.header,
+            parent=as_parent(request.header),
             ident=request.idents,
             metadata=metadata or {},
         )

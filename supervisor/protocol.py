@@ -84,6 +84,10 @@ WORKER_SHELL_TYPES = frozenset(
 )
 
 
+# Frontend messages that get no reply, per the spec.
+NO_REPLY = frozenset({MsgType.COMM_OPEN, MsgType.COMM_MSG, MsgType.COMM_CLOSE})
+
+
 def reply_type(request_type: str) -> str:
     """``execute_request`` -> ``execute_reply``."""
     return request_type.removesuffix("_request") + "_reply"

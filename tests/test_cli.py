@@ -162,3 +162,11 @@ def _load(path):
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def test_port_zero_in_an_existing_file_is_refused(tmp_path):
+    path = write_conn(tmp_path / "conn.json")
+    data = json.loads(path.read_text())
+    data["iopub_port"] = 0  # we would bind a port no client could learn
+    path.write_text(json.dumps(data))
+    assert_one_line_error(run_start(path), "iopub_port 0 is out of range")

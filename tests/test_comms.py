@@ -145,3 +145,13 @@ def test_comm_info_target_filter(kc):
     assert comm_info(kc, "echo") == {frontend_id: {"target_name": "echo"}}
     assert comm_info(kc, "kt") == {kernel_id: {"target_name": "kt"}}
     assert comm_info(kc, "other") == {}
+
+
+def test_library_log_records_stay_out_of_the_notebook(kernel, kc):
+    msg = kc.session.msg("comm_open", {"comm_id": "c-unknown", "target_name": "no-such-target",
+                                       "data": {}})
+    kc.shell_channel.send(msg)
+    msgs = collect_iopub(kc, msg["header"]["msg_id"])
+    streams = [m["content"]["text"] for m in msgs if m["msg_type"] == "stream"]
+    assert streams == []  # the comm package's "No such comm target" goes to the log instead
+    assert "No such comm target" in kernel.stderr()

@@ -248,3 +248,43 @@ def test_shutdown_while_the_worker_is_still_starting(tmp_path):
         kc.stop_channels()
     finally:
         kernel.stop()
+
+
+def test_interrupt_sent_right_after_the_execute_is_not_lost(kc):
+    for _ in range(3):
+        msg_id = kc.execute(BUSY_LOOP)
+        kc.control_channel.send(kc.session.msg("interrupt_request", {}))  # no wait for busy
+        reply = get_reply(kc, msg_id, 15)
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+    reply, _ = execute(kc, "1 + 1")
+    assert reply["content"]["status"] == "ok"
+
+
+@pytest.mark.timeout(30)
+def test_shutdown_while_busy_answers_the_running_request(kernel, kc):
+    kernel.remember_children()
+    msg_id = kc.execute(BUSY_LOOP)
+    wait_busy(kc, msg_id)
+    queued = kc.execute("1 + 1")
+    request = kc.session.msg("shutdown_request", {"restart": False})
+    kc.control_channel.send(request)
+    assert get_reply(kc, request["header"]["msg_id"], 5, "control")["content"]["status"] == "ok"
+    running_reply = get_reply(kc, msg_id, 10)
+    assert running_reply["content"]["ename"] == "KernelShutdown"
+    queued_reply = get_reply(kc, queued, 10)
+    assert queued_reply["content"]["status"] == "error"
+    assert kernel.proc.wait(timeout=10) == 0
+
+
+def test_a_header_with_odd_keys_is_still_answered(kernel, kc):
+    msg = kc.session.msg("execute_request", {"code": "6 * 7", "silent": False,
+                                             "store_history": True, "user_expressions": {},
+                                             "allow_stdin": False, "stop_on_error": True})
+    msg["header"]["header"] = {"msg_id": "confusing"}  # a key jupyter_client treats specially
+    kc.shell_channel.send(msg)
+    reply = get_reply(kc, msg["header"]["msg_id"], 10)
+    assert reply["content"]["status"] == "ok"
+    reply, _ = execute(kc, "1 + 1")
+    assert reply["content"]["status"] == "ok"
+    assert kernel.proc.poll() is None
+    assert "message_handling_failed" not in kernel.stderr()

@@ -10,7 +10,7 @@ from IPython.core.completer import provisionalcompleter, rectify_completions
 from IPython.core.interactiveshell import ExecutionResult
 from IPython.utils.tokenutil import token_at_cursor
 
-from kernelsvc.supervisor.protocol import MsgType
+from kernelsvc.supervisor.protocol import NO_REPLY, MsgType
 from kernelsvc.worker import comms, interrupts
 from kernelsvc.worker.kernel import Kernel, Request
 from kernelsvc.worker.shell import KernelShell
@@ -27,14 +27,16 @@ def execute(kernel: Kernel, shell: KernelShell, request: Request) -> dict[str, A
     if not silent:
         kernel.publish("execute_input", {"code": code, "execution_count": shell.execution_count})
     shell._last_error = None
+    result = None
     try:
         with stdin_allowed(kernel, bool(content.get("allow_stdin", False))), interrupts.enabled():
             result = shell.run_cell(code, store_history=store_history, silent=silent)
     except KeyboardInterrupt as exc:
-        # The interrupt landed outside user code (IPython compiling or cleaning up).
-        shell.showtraceback()
-        result = ExecutionResult(None)
-        result.error_in_exec = exc
+        if result is None:  # landed before the cell ran (or in IPython's own steps)
+            shell.showtraceback()
+            result = ExecutionResult(None)
+            result.error_in_exec = exc
+        # else: the cell had finished; a late interrupt changes nothing
     reply = _execute_outcome(shell, result)
     reply["execution_count"] = shell.execution_count - 1
     reply["user_expressions"] = (
@@ -145,8 +147,6 @@ def comm_message(kernel: Kernel, shell: KernelShell, request: Request) -> None:
     comms.dispatch(request)
     return None
 
-
-NO_REPLY = frozenset({MsgType.COMM_OPEN, MsgType.COMM_MSG, MsgType.COMM_CLOSE})
 
 HANDLERS: dict[str, Handler] = {
     MsgType.EXECUTE_REQUEST: execute,

@@ -1,24 +1,42 @@
-"""SIGINT becomes KeyboardInterrupt only while user code runs; between requests it is ignored."""
+"""SIGINT becomes KeyboardInterrupt only while user code runs.
+
+The supervisor signals only while a request is running, but the signal can land
+just before the cell's code starts (or between requests, for a request still in
+the queue). Such an interrupt is remembered and delivered when the code starts;
+one that arrives after the request ended is forgotten.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import signal
 
+_pending = False
 
-def _ignore(signum, frame) -> None:
-    """Between requests an interrupt has nothing to stop (and must not break the loop)."""
+
+def _remember(signum, frame) -> None:
+    global _pending
+    _pending = True
 
 
 def install() -> None:
-    signal.signal(signal.SIGINT, _ignore)
+    signal.signal(signal.SIGINT, _remember)
+
+
+def forget_pending() -> None:
+    global _pending
+    _pending = False
 
 
 @contextlib.contextmanager
 def enabled():
-    # default_int_handler raises KeyboardInterrupt without adding a frame to the traceback.
+    """While user code runs: default_int_handler raises KeyboardInterrupt (adding no frame)."""
+    global _pending
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        if _pending:
+            _pending = False
+            raise KeyboardInterrupt
         yield
     finally:
-        signal.signal(signal.SIGINT, _ignore)
+        signal.signal(signal.SIGINT, _remember)

@@ -68,7 +68,7 @@ class Kernel:
         msg = self.session.msg(
             msg_type,
             content,
-            parent=self.parent_header if parent is None else parent,
+            parent={"header": self.parent_header if parent is None else parent},
             metadata=metadata,
         )
         frames = self.session.serialize(msg, ident=[self.topic(msg_type)])
@@ -85,18 +85,19 @@ class Kernel:
         msg_type: str | None = None,
     ) -> None:
         reply_type = msg_type or request.msg_type.removesuffix("_request") + "_reply"
-        msg = self.session.msg(reply_type, content, parent=request.header, metadata=metadata)
+        msg = self.session.msg(reply_type, content, parent=request.msg, metadata=metadata)
         frames = self.session.serialize(msg, ident=request.idents)
         self.link.send(Channel(request.channel), frames)
 
     def send_stdin_request(self, content: dict[str, Any]) -> None:
         assert self.parent is not None
-        msg = self.session.msg("input_request", content, parent=self.parent.header)
+        msg = self.session.msg("input_request", content, parent=self.parent.msg)
         self.last_stdin_msg_id = msg["header"]["msg_id"]
         self.link.send(Channel.STDIN, self.session.serialize(msg, ident=self.parent.idents))
 
     def flush_streams(self) -> None:
+        """Queue the output written so far ahead of whatever is sent next."""
         for stream in (sys.stdout, sys.stderr):
-            flush = getattr(stream, "flush", None)
-            if flush is not None:
-                flush()
+            queue_pending = getattr(stream, "queue_pending", None)
+            if queue_pending is not None:
+                queue_pending()

@@ -111,6 +111,7 @@ class Link:
                 events = dict(poller.poll(self._timeout_ms()))
                 if self._wake_r in events:
                     self._drain_wake()
+                self._send_out()  # before calls: flush() waits for what was queued before it
                 self._run_calls()
                 self._run_timers()
                 self._send_out()

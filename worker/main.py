@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import faulthandler
+import logging
 import os
 import signal
 import sys
@@ -45,6 +46,9 @@ def keep_crash_reports() -> None:
     crash_fd = os.dup(2)
     crash_file = os.fdopen(crash_fd, "w", buffering=1, closefd=True)
     faulthandler.enable(file=crash_file, all_threads=False)  # the crashing thread, readable
+    # Library log records (comm, traitlets...) are for the operator, not the notebook.
+    logging.basicConfig(stream=crash_file, level=logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     sys.modules[__name__].crash_file = crash_file  # keep it open for the process's life
 
 

@@ -66,14 +66,16 @@ def serve(kernel: Kernel, shell: KernelShell, reader: Session) -> None:
                 break
             continue
         request = parse_request(reader, channel, payload)
-        if request is None or request.msg_type not in HANDLERS:
-            continue
-        _, abort = handle(kernel, shell, request)
+        abort = False
+        if request.msg_type in HANDLERS:
+            _, abort = handle(kernel, shell, request)
+        interrupts.forget_pending()  # an interrupt for this request must not hit the next
+
         kernel.link.send_sys(SysEvent.DONE, msg_id=request.header["msg_id"], abort_queue=abort)
     stop(kernel, shell)
 
 
-def parse_request(reader: Session, channel: str, frames: list[bytes]) -> Request | None:
+def parse_request(reader: Session, channel: str, frames: list[bytes]) -> Request:
     idents, msg_frames = reader.feed_identities(frames)
     try:
         msg = reader.deserialize(msg_frames)

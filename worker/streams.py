@@ -35,7 +35,8 @@ class OutStream(io.TextIOBase):
         self.pub_thread = kernel.link
         self._fd = fd
         self._capture: FdCapture | None = None
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
         self._parts: list[str] = []
         self._size = 0
         self._flush_pending = False
@@ -94,17 +95,24 @@ class OutStream(io.TextIOBase):
         if big:
             self._send_buffer()
         elif schedule:
-            self.kernel.link.call_later(FLUSH_INTERVAL, self._send_buffer)
+            self.kernel.link.call_later(FLUSH_INTERVAL, self._send_from_timer)
 
     def writelines(self, sequence) -> None:  # type: ignore[override]
         for line in sequence:
             self.write(line)
 
     def flush(self) -> None:
-        """Send everything written so far, fd-level output included, before returning."""
+        """Send everything written so far (fd-level output included) and wait until the
+        IO thread has handed it to ZMQ, as ipykernel's flush does."""
         if os.getpid() != self.kernel.pid:
             self._write_from_child("", force=True)
             return
+        self.queue_pending()
+        self.kernel.link.flush(timeout=1.0)
+
+    def queue_pending(self) -> None:
+        """Queue everything written so far, in order, without waiting (the kernel's own flush:
+        the link keeps the order, so a reply queued next cannot overtake it)."""
         if self._capture is not None:
             self._capture.drain()
         self._send_buffer()
@@ -132,14 +140,30 @@ class OutStream(io.TextIOBase):
         self._capture = capture
 
     def _send_buffer(self) -> None:
+        # One sender at a time, so two racing flushes cannot reorder text. Writers keep
+        # appending meanwhile (a different lock), so a full link never blocks them.
+        with self._send_lock:
+            self._publish_taken()
+
+    def _send_from_timer(self) -> None:
+        """The IO thread must never wait (it is what drains the link): if another thread
+        is sending, try again a little later."""
+        if self._send_lock.acquire(blocking=False):
+            try:
+                self._publish_taken()
+            finally:
+                self._send_lock.release()
+        else:
+            self.kernel.link.call_later(FLUSH_INTERVAL, self._send_from_timer)
+
+    def _publish_taken(self) -> None:
         with self._lock:
             text = "".join(self._parts)
             self._parts.clear()
             self._size = 0
             self._flush_pending = False
-            # Send under the lock: two flushes racing must not reorder text.
-            if text:
-                self.kernel.publish("stream", {"name": self.name, "text": text})
+        if text:
+            self.kernel.publish("stream", {"name": self.name, "text": text})
 
 
 class FdCapture:
