@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	@echo "kernelsvc: starting on $(CONN); connect with:  $(VENV)/bin/jupyter console --existing $(abspath $(CONN))"
-	$(VENV)/bin/kernelsvc start --connection-file $(CONN)
+	@echo "kernelsvc: starting on $(CONN); connect from another terminal with:"
+	@echo "    $(VENV)/bin/jupyter console --existing $(abspath $(CONN))"
+	@echo "Ctrl-C interrupts a running cell; with no cell running it stops the service."
+	exec $(VENV)/bin/kernelsvc start --connection-file $(CONN)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check supervisor worker tests

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -495,10 +496,18 @@ class Supervisor:
     def handle_signals(self) -> None:
         for sig in self.signals.drain():
             log.info("signal_received", signal=sig.name)
-            if sig == signal.SIGINT:
+            if sig == signal.SIGINT and self.ctrl_c_stops():
+                self.begin_stop("SIGINT")
+            elif sig == signal.SIGINT:
                 self.interrupt_worker()  # signal-mode interrupt, as jupyter_client sends it
             else:
                 self.begin_stop(sig.name)
+
+    def ctrl_c_stops(self) -> bool:
+        """Ctrl-C at a terminal with no cell running stops the service (a manager's
+        SIGINT never comes from a terminal: jupyter_client gives kernels a pipe as stdin)."""
+        return not self.lifecycle.is_(WorkerState.BUSY) and sys.stdin is not None \
+            and sys.stdin.isatty()
 
     def _log_transition(self, old: WorkerState, new: WorkerState) -> None:
         log.debug("worker_state_changed", old=str(old), new=str(new), generation=self.generation)
