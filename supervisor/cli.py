@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import structlog
 import zmq
 
 from kernelsvc.supervisor import __version__
-from kernelsvc.supervisor.config import Config
+from kernelsvc.supervisor.config import Config, RestartMode, default_restart_mode
 from kernelsvc.supervisor.connection import (
     ConnectionInfo,
     load_connection_file,
@@ -59,11 +60,17 @@ def main() -> None:
               help="Failed worker starts in a row before the kernel reports itself dead.")
 @click.option("--max-backoff", default=5.0, show_default=True, type=click.FloatRange(0.01),
               help="Longest wait, in seconds, between two tries to start a worker.")
+@click.option("--restart-mode", type=click.Choice([m.value for m in RestartMode]),
+              default=None, help="What shutdown_request(restart=True) does: restart the worker "
+              "behind the same sockets, or exit. Default: exit when launched by jupyter_client "
+              "(JPY_PARENT_PID is set), else in-place.")
 def start(connection_file: Path, ip: str, log_level: str, log_format: str, boot_retries: int,
-          max_backoff: float) -> None:
+          max_backoff: float, restart_mode: str | None) -> None:
     """Start the kernel service on CONNECTION_FILE's sockets."""
     configure_logging(log_level, log_format)
+    mode = RestartMode(restart_mode) if restart_mode else default_restart_mode(os.environ)
     config = Config(
+        restart_mode=mode,
         connection_file=connection_file,
         ip=ip,
         log_level=log_level,

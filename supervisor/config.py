@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from kernelsvc.supervisor.restart_policy import RestartPolicy
+
+
+class RestartMode(StrEnum):
+    IN_PLACE = "in-place"  # shutdown_request(restart=True): a fresh worker, same sockets
+    EXIT = "exit"  # ...: exit promptly, for a manager that relaunches the process
+
+
+def default_restart_mode(environ: dict[str, str]) -> RestartMode:
+    """Under jupyter_client's KernelManager (it sets JPY_PARENT_PID), the manager waits for
+    the process to exit on restart and kills it after 2.5 s: so exit, promptly."""
+    return RestartMode.EXIT if "JPY_PARENT_PID" in environ else RestartMode.IN_PLACE
 
 
 @dataclass(frozen=True)
@@ -17,3 +29,4 @@ class Config:
     log_level: str = "info"
     log_format: str = "auto"  # auto | json | console
     restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
+    restart_mode: RestartMode = RestartMode.IN_PLACE

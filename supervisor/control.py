@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from kernelsvc.supervisor.config import RestartMode
 from kernelsvc.supervisor.protocol import MsgType
 from kernelsvc.supervisor.wire import Inbound, unpack_content
 
@@ -35,7 +36,10 @@ def on_shutdown(sup: Supervisor, request: Inbound) -> None:
     sup.outbox.reply_busy_idle(sup.sockets.control, request, reply)
     # ipykernel also publishes the reply on IOPub, so every client learns of the shutdown.
     sup.outbox.publish(MsgType.SHUTDOWN_REPLY, reply, request.header)
-    sup.begin_stop("shutdown_request", restart=restart)
+    if restart and sup.config.restart_mode == RestartMode.IN_PLACE:
+        sup.restart_in_place()
+    else:
+        sup.begin_stop("shutdown_request", restart=restart)
 
 
 def on_usage(sup: Supervisor, request: Inbound) -> None:

@@ -74,6 +74,8 @@ class Supervisor:
         self.boot = BootFailures(config.restart_policy)
         self.worker_kernel_info: dict[str, Any] | None = None
         self.open_comms: set[str] = set()  # comms the worker holds open
+        self.restart_requested = False  # the worker is stopping for an in-place restart
+        self.stop_reason: str | None = None  # set once the service is stopping
         self.input_pending = False  # an input_request is waiting for the frontend
         self.kernel_info_waiting: list[tuple[Inbound, zmq.Socket]] = []
         self.exit_code: int | None = None
@@ -209,7 +211,10 @@ class Supervisor:
         self.input_pending = False  # its input_request is cancelled: a late reply is dropped
         self.close_open_comms(running)
         if running is not None:
-            self.answer_dead_request(running, exit_info, replied)
+            self.answer_dead_request(running, self.death_error(running, exit_info), replied)
+        if self.restart_requested:  # a restart drops the queued cells, as a fresh kernel would
+            self.abort_queued_executes()
+            self.restart_requested = False
         if was is WorkerState.STARTING:
             self.on_boot_failure(exit_info)
             return
@@ -231,16 +236,22 @@ class Supervisor:
             self.lifecycle.to(WorkerState.BACKOFF)
         self.timers.call_later(self.boot.next_delay(), "respawn", self.spawn_worker)
 
-    def answer_dead_request(self, request: Inbound, exit_info: ExitInfo, replied: bool) -> None:
-        """Exactly one reply per request: only send one if the worker had not."""
+    def death_error(self, request: Inbound, exit_info: ExitInfo) -> dict[str, Any]:
+        if self.restart_requested:
+            evalue = "the kernel was restarted; variables were lost"
+            return {"ename": "KernelRestarted", "evalue": evalue, "traceback": [evalue]}
         content = unpack_content(self.session, request)
         code = content.get("code") if isinstance(content.get("code"), str) else None
-        error = crash_error(exit_info, self.worker.stderr.lines(), code)
+        return crash_error(exit_info, self.worker.stderr.lines(), code)
+
+    def answer_dead_request(self, request: Inbound, error: dict[str, Any], replied: bool) -> None:
+        """Exactly one reply per request: only send one if the worker had not."""
         if not replied and request.msg_type not in NO_REPLY:
             if request.msg_type == MsgType.EXECUTE_REQUEST:
                 self.outbox.publish("error", error, request.header)
             self.outbox.reply(self.sockets.shell, request, {"status": "error", **error})
         self.outbox.status("idle", request.header)
+        content = unpack_content(self.session, request)
         if request.msg_type == MsgType.EXECUTE_REQUEST and content.get("stop_on_error", True):
             self.abort_queued_executes()
 
@@ -271,6 +282,26 @@ class Supervisor:
                 self.sockets.shell, request, {"status": "aborted"}, metadata={"status": "aborted"}
             )
             self.outbox.status("idle", request.header)
+
+    def restart_in_place(self) -> None:
+        """shutdown_request(restart=True): a fresh worker behind the same sockets, same key,
+        same supervisor; the running request is answered, queued executes are aborted."""
+        log.info("restart_requested", generation=self.generation, state=str(self.lifecycle.state))
+        if self.lifecycle.is_(WorkerState.BACKOFF, WorkerState.FATAL):
+            self.timers.cancel("respawn")
+            self.spawn_worker()
+            return
+        if not self.lifecycle.is_(WorkerState.STARTING, WorkerState.IDLE, WorkerState.BUSY):
+            return  # already on its way out
+        self.restart_requested = True
+        idle = self.lifecycle.is_(WorkerState.IDLE)
+        self.lifecycle.to(WorkerState.STOPPING)
+        if idle:  # it can save its history; a busy or starting one cannot listen
+            self.send_sys(SysEvent.STOP)
+            self.timers.call_later(self.config.worker_stop_timeout, "stop",
+                                   self.kill_stopping_worker)
+        else:
+            self.worker.kill()
 
     def interrupt_worker(self) -> None:
         """SIGINT to the worker's group, only while it runs a request (else a no-op)."""
@@ -455,8 +486,6 @@ class Supervisor:
         return usage
 
     # ------------------------------------------------------------------ stopping
-
-    stop_reason: str | None = None
 
     def begin_stop(self, reason: str, restart: bool = False) -> None:
         """Stop the worker (politely, then SIGKILL), then leave the loop with status 0."""

@@ -61,7 +61,7 @@ def receive_config(link: Link) -> dict[str, Any]:
 
 
 def make_sessions(config: dict[str, Any]) -> tuple[Session, Session]:
-    """A signing session for what we send, and a plain reader for what the supervisor verified."""
+    """A signing session for what we send, and a reader for what the supervisor forwards."""
     signer = Session(
         key=config["key"].encode(),
         signature_scheme=config["signature_scheme"],
@@ -69,7 +69,8 @@ def make_sessions(config: dict[str, Any]) -> tuple[Session, Session]:
         username="kernel",
         check_pid=False,
     )
-    reader = Session(key=b"", session=config["session"], check_pid=False)
+    reader = Session(key=config["key"].encode(), signature_scheme=config["signature_scheme"],
+                     session=config["session"], check_pid=False)
     return signer, reader
 
 

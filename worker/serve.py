@@ -81,8 +81,8 @@ def parse_request(reader: Session, channel: str, frames: list[bytes]) -> Request
         msg = reader.deserialize(msg_frames)
     except Exception:
         # Verified by the supervisor, so only the content can be broken: answer as an error.
-        msg = reader.deserialize(msg_frames, content=False)
-        msg["content"] = None
+        msg = {"header": reader.unpack(msg_frames[1]), "parent_header": {}, "metadata": {},
+               "content": None, "buffers": []}
     if not isinstance(msg.get("content"), dict):
         msg["content"] = None
     return Request(channel=channel, idents=idents, msg=msg)
