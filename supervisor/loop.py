@@ -15,22 +15,19 @@ from typing import Any
 import structlog
 import zmq
 
-from kernelsvc.supervisor import __version__
+from kernelsvc.supervisor import __version__, casualties, clients
 from kernelsvc.supervisor.config import Config
 from kernelsvc.supervisor.connection import ConnectionInfo
 from kernelsvc.supervisor.control import (
-    CONTROL_HANDLERS,
     answer_kernel_info,
     fallback_kernel_info,
     host_usage,
 )
-from kernelsvc.supervisor.crash_report import boot_failure_reason, crash_error
+from kernelsvc.supervisor.crash_report import boot_failure_reason
 from kernelsvc.supervisor.outbox import Outbox
 from kernelsvc.supervisor.protocol import (
     NO_REPLY,
-    WORKER_SHELL_TYPES,
     Channel,
-    MsgType,
     SysEvent,
 )
 from kernelsvc.supervisor.relay import ShellQueue
@@ -39,7 +36,7 @@ from kernelsvc.supervisor.signals import SignalPipe
 from kernelsvc.supervisor.sockets import PublicSockets
 from kernelsvc.supervisor.states import Lifecycle, WorkerState
 from kernelsvc.supervisor.timers import Timers
-from kernelsvc.supervisor.wire import Inbound, RejectedMessage, make_session, peek, unpack_content
+from kernelsvc.supervisor.wire import Inbound, make_session
 from kernelsvc.supervisor.worker_handle import ExitInfo, WorkerHandle
 
 log = structlog.get_logger("kernelsvc.supervisor")
@@ -82,13 +79,14 @@ class Supervisor:
         self.started = time.monotonic()
         self.timers = Timers()
         self._poller = zmq.Poller()
+        self._routes = self._routes_in_order()
 
     # ------------------------------------------------------------------ running
 
     def run(self) -> int:
         """Start the worker and serve until asked to stop; returns the exit code."""
         self.signals.install()
-        for sock in self._polled_sockets():
+        for sock, _, _ in self._routes:
             self._poller.register(sock, zmq.POLLIN)
         self._poller.register(self.signals.fileno(), zmq.POLLIN)
         self.spawn_worker()
@@ -101,9 +99,15 @@ class Supervisor:
             shutil.rmtree(self.private_dir, ignore_errors=True)
         return self.exit_code
 
-    def _polled_sockets(self) -> list[zmq.Socket]:
+    def _routes_in_order(self) -> list[tuple[zmq.Socket, str, Callable[[list[bytes]], None]]]:
         s = self.sockets
-        return [self.internal, s.control, s.shell, s.stdin, s.iopub]
+        return [
+            (self.internal, "worker", self.on_worker_frames),
+            (s.shell, "shell", lambda frames: clients.on_shell(self, frames)),
+            (s.control, "control", lambda frames: clients.on_control(self, frames)),
+            (s.stdin, "stdin", lambda frames: clients.on_stdin(self, frames)),
+            (s.iopub, "iopub", lambda frames: clients.on_subscription(self, frames)),
+        ]
 
     def poll_once(self) -> None:
         events = dict(self._poller.poll(self.timers.timeout_ms()))
@@ -114,23 +118,18 @@ class Supervisor:
             self.read_worker_stderr()
         if worker and worker.pidfd is not None and worker.pidfd in events:
             self.reap_worker()
-        # The worker link first: replies and output drain before new requests start.
-        if self.internal in events:
-            self.drain(self.internal, self.on_worker_frames)
-        # Shell before control: an interrupt that arrived with the execute it targets
-        # finds that execute already running.
-        if self.sockets.shell in events:
-            self.drain(self.sockets.shell, self.on_shell)
-        if self.sockets.control in events:
-            self.drain(self.sockets.control, self.on_control)
-        if self.sockets.stdin in events:
-            self.drain(self.sockets.stdin, self.on_stdin)
-        if self.sockets.iopub in events:
-            self.drain(self.sockets.iopub, self.on_subscription)
+        # The worker link first (replies and output drain before new requests start), then
+        # shell before control: an interrupt that arrived with the execute it targets finds
+        # that execute already running.
+        for sock, name, handle in self._routes:
+            if sock in events:
+                self.drain(sock, name, handle)
         self.timers.run_due()
 
     @staticmethod
-    def drain(sock: zmq.Socket, handle: Callable[[list[bytes]], None], limit: int = 256) -> None:
+    def drain(
+        sock: zmq.Socket, name: str, handle: Callable[[list[bytes]], None], limit: int = 256
+    ) -> None:
         """Handle what is ready on ``sock``, bounded so one busy socket cannot starve the rest."""
         for _ in range(limit):
             try:
@@ -140,8 +139,7 @@ class Supervisor:
             try:
                 handle(frames)
             except Exception as exc:  # one bad message must never take the service down
-                log.error("message_handling_failed", handler=handle.__name__,
-                          error=type(exc).__name__)
+                log.error("message_handling_failed", channel=name, error=type(exc).__name__)
 
     # ------------------------------------------------------------------ the worker
 
@@ -209,11 +207,12 @@ class Supervisor:
         replied = self.queue.replied
         running = self.queue.take_running()
         self.input_pending = False  # its input_request is cancelled: a late reply is dropped
-        self.close_open_comms(running)
+        casualties.close_open_comms(self, running)
         if running is not None:
-            self.answer_dead_request(running, self.death_error(running, exit_info), replied)
+            error = casualties.death_error(self, running, exit_info)
+            casualties.answer_dead_request(self, running, error, replied)
         if self.restart_requested:  # a restart drops the queued cells, as a fresh kernel would
-            self.abort_queued_executes()
+            casualties.abort_queued_executes(self)
             self.restart_requested = False
         if was is WorkerState.STARTING:
             self.on_boot_failure(exit_info)
@@ -231,57 +230,10 @@ class Supervisor:
                 self.lifecycle.to(WorkerState.FATAL)
                 self.outbox.status("dead")
                 log.error("service_dead", attempts=self.boot.count)
-            self.fail_everything(self.boot.last_reason)
+            casualties.fail_everything(self, self.boot.last_reason)
         else:
             self.lifecycle.to(WorkerState.BACKOFF)
         self.timers.call_later(self.boot.next_delay(), "respawn", self.spawn_worker)
-
-    def death_error(self, request: Inbound, exit_info: ExitInfo) -> dict[str, Any]:
-        if self.restart_requested:
-            evalue = "the kernel was restarted; variables were lost"
-            return {"ename": "KernelRestarted", "evalue": evalue, "traceback": [evalue]}
-        content = unpack_content(self.session, request)
-        code = content.get("code") if isinstance(content.get("code"), str) else None
-        return crash_error(exit_info, self.worker.stderr.lines(), code)
-
-    def answer_dead_request(self, request: Inbound, error: dict[str, Any], replied: bool) -> None:
-        """Exactly one reply per request: only send one if the worker had not."""
-        if not replied and request.msg_type not in NO_REPLY:
-            if request.msg_type == MsgType.EXECUTE_REQUEST:
-                self.outbox.publish("error", error, request.header)
-            self.outbox.reply(self.sockets.shell, request, {"status": "error", **error})
-        self.outbox.status("idle", request.header)
-        content = unpack_content(self.session, request)
-        if request.msg_type == MsgType.EXECUTE_REQUEST and content.get("stop_on_error", True):
-            self.abort_queued_executes()
-
-    def close_open_comms(self, running: Inbound | None) -> None:
-        """The worker's comms died with it: tell the frontend, so widgets do not hang."""
-        parent = running.header if running is not None else None
-        for comm_id in sorted(self.open_comms):
-            self.outbox.publish("comm_close", {"comm_id": comm_id, "data": {}}, parent,
-                                topic=f"comm-{comm_id}".encode())
-        self.open_comms.clear()
-
-    def fail_everything(self, why: str) -> None:
-        """Answer every queued request with an error saying why there is no worker."""
-        for request, sock in self.kernel_info_waiting:
-            answer_kernel_info(self, request, sock)
-        self.kernel_info_waiting.clear()
-        for request in self.queue.take_all():
-            if request.msg_type in NO_REPLY:
-                continue
-            error = {"ename": "WorkerUnavailable", "evalue": why.splitlines()[0] if why else "",
-                     "traceback": why.splitlines()}
-            self.outbox.reply_busy_idle(self.sockets.shell, request, {"status": "error", **error})
-
-    def abort_queued_executes(self, among_first: int | None = None) -> None:
-        for request in self.queue.take_queued_executes(among_first):
-            self.outbox.status("busy", request.header)
-            self.outbox.reply(
-                self.sockets.shell, request, {"status": "aborted"}, metadata={"status": "aborted"}
-            )
-            self.outbox.status("idle", request.header)
 
     def restart_in_place(self) -> None:
         """shutdown_request(restart=True): a fresh worker behind the same sockets, same key,
@@ -385,7 +337,7 @@ class Supervisor:
         if event.get("abort_queue"):
             # Only what was queued when the error reply went out: a request sent after
             # the client saw the error is a new decision and runs.
-            self.abort_queued_executes(among_first=waiting_at_reply)
+            casualties.abort_queued_executes(self, among_first=waiting_at_reply)
         self.dispatch_next()
 
     def dispatch_next(self) -> None:
@@ -398,65 +350,6 @@ class Supervisor:
         self.send_to_worker(Channel.SHELL, request.wire())
 
     # ------------------------------------------------------------------ clients
-
-    def verify(self, frames: list[bytes], channel: str) -> Inbound | None:
-        try:
-            return peek(self.session, frames)
-        except RejectedMessage as exc:
-            log.warning("message_rejected", channel=channel, reason=exc.reason)
-            return None
-
-    def on_shell(self, frames: list[bytes]) -> None:
-        request = self.verify(frames, "shell")
-        if request is None:
-            return
-        if request.msg_type == MsgType.KERNEL_INFO_REQUEST:
-            self.on_shell_kernel_info(request)
-        elif request.msg_type in WORKER_SHELL_TYPES:
-            self.queue.add(request)
-            if self.lifecycle.is_(WorkerState.FATAL):
-                self.fail_everything(self.boot.last_reason)
-            self.dispatch_next()
-        else:
-            log.warning("message_dropped", channel="shell", msg_type=request.msg_type)
-
-    def on_shell_kernel_info(self, request: Inbound) -> None:
-        if self.worker_kernel_info is None and not self.lifecycle.is_(WorkerState.FATAL):
-            self.kernel_info_waiting.append((request, self.sockets.shell))
-        else:
-            answer_kernel_info(self, request, self.sockets.shell)
-
-    def on_control(self, frames: list[bytes]) -> None:
-        request = self.verify(frames, "control")
-        if request is None:
-            return
-        handler = CONTROL_HANDLERS.get(request.msg_type)
-        if handler is None:
-            log.warning("message_dropped", channel="control", msg_type=request.msg_type)
-            return
-        if (request.msg_type == MsgType.KERNEL_INFO_REQUEST and self.worker_kernel_info is None
-                and not self.lifecycle.is_(WorkerState.FATAL)):
-            self.kernel_info_waiting.append((request, self.sockets.control))
-            return
-        handler(self, request)
-
-    def on_stdin(self, frames: list[bytes]) -> None:
-        reply = self.verify(frames, "stdin")
-        if reply is None:
-            return
-        if reply.msg_type != MsgType.INPUT_REPLY or not self.input_pending:
-            log.warning("message_dropped", channel="stdin", msg_type=reply.msg_type)
-            return
-        self.input_pending = False
-        self.send_to_worker(Channel.STDIN, reply.wire())
-
-    def on_subscription(self, frames: list[bytes]) -> None:
-        event = frames[0]
-        if event[:1] == b"\x01":  # subscribe: greet with iopub_welcome (JEP 65)
-            topic = event[1:]
-            content = {"subscription": topic.decode(errors="replace")}
-            # Sent on the subscribed topic itself, so exactly that subscriber can match it.
-            self.outbox.publish(MsgType.IOPUB_WELCOME, content, topic=topic)
 
     # ------------------------------------------------------------------ answers
 
@@ -519,7 +412,7 @@ class Supervisor:
             self.outbox.reply(self.sockets.shell, running, {"status": "error", **error})
         if running is not None:
             self.outbox.status("idle", running.header)
-        self.fail_everything("the kernel is shutting down")
+        casualties.fail_everything(self, "the kernel is shutting down")
         self.exit_code = 0
 
     def handle_signals(self) -> None:

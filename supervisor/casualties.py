@@ -1,0 +1,68 @@
+"""Answers for requests left without a worker: it died, it cannot start, or we stop."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kernelsvc.supervisor.control import answer_kernel_info
+from kernelsvc.supervisor.crash_report import crash_error
+from kernelsvc.supervisor.protocol import NO_REPLY, MsgType
+from kernelsvc.supervisor.wire import Inbound, unpack_content
+from kernelsvc.supervisor.worker_handle import ExitInfo
+
+if TYPE_CHECKING:
+    from kernelsvc.supervisor.loop import Supervisor
+
+
+def death_error(sup: Supervisor, request: Inbound, exit_info: ExitInfo) -> dict[str, Any]:
+    if sup.restart_requested:
+        evalue = "the kernel was restarted; variables were lost"
+        return {"ename": "KernelRestarted", "evalue": evalue, "traceback": [evalue]}
+    content = unpack_content(sup.session, request)
+    code = content.get("code") if isinstance(content.get("code"), str) else None
+    return crash_error(exit_info, sup.worker.stderr.lines(), code)
+
+
+def answer_dead_request(
+    sup: Supervisor, request: Inbound, error: dict[str, Any], replied: bool
+) -> None:
+    """Exactly one reply per request: only send one if the worker had not."""
+    if not replied and request.msg_type not in NO_REPLY:
+        if request.msg_type == MsgType.EXECUTE_REQUEST:
+            sup.outbox.publish("error", error, request.header)
+        sup.outbox.reply(sup.sockets.shell, request, {"status": "error", **error})
+    sup.outbox.status("idle", request.header)
+    content = unpack_content(sup.session, request)
+    if request.msg_type == MsgType.EXECUTE_REQUEST and content.get("stop_on_error", True):
+        abort_queued_executes(sup)
+
+
+def close_open_comms(sup: Supervisor, running: Inbound | None) -> None:
+    """The worker's comms died with it: tell the frontend, so widgets do not hang."""
+    parent = running.header if running is not None else None
+    for comm_id in sorted(sup.open_comms):
+        sup.outbox.publish("comm_close", {"comm_id": comm_id, "data": {}}, parent,
+                            topic=f"comm-{comm_id}".encode())
+    sup.open_comms.clear()
+
+
+def fail_everything(sup: Supervisor, why: str) -> None:
+    """Answer every queued request with an error saying why there is no worker."""
+    for request, sock in sup.kernel_info_waiting:
+        answer_kernel_info(sup, request, sock)
+    sup.kernel_info_waiting.clear()
+    for request in sup.queue.take_all():
+        if request.msg_type in NO_REPLY:
+            continue
+        error = {"ename": "WorkerUnavailable", "evalue": why.splitlines()[0] if why else "",
+                 "traceback": why.splitlines()}
+        sup.outbox.reply_busy_idle(sup.sockets.shell, request, {"status": "error", **error})
+
+
+def abort_queued_executes(sup: Supervisor, among_first: int | None = None) -> None:
+    for request in sup.queue.take_queued_executes(among_first):
+        sup.outbox.status("busy", request.header)
+        sup.outbox.reply(
+            sup.sockets.shell, request, {"status": "aborted"}, metadata={"status": "aborted"}
+        )
+        sup.outbox.status("idle", request.header)

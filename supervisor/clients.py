@@ -1,0 +1,83 @@
+"""What arrives from clients on shell, control, stdin and IOPub subscriptions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+
+from kernelsvc.supervisor import casualties
+from kernelsvc.supervisor.control import CONTROL_HANDLERS, answer_kernel_info
+from kernelsvc.supervisor.protocol import WORKER_SHELL_TYPES, Channel, MsgType
+from kernelsvc.supervisor.states import WorkerState
+from kernelsvc.supervisor.wire import Inbound, RejectedMessage, peek
+
+if TYPE_CHECKING:
+    from kernelsvc.supervisor.loop import Supervisor
+
+log = structlog.get_logger("kernelsvc.supervisor")
+
+
+def verify(sup: Supervisor, frames: list[bytes], channel: str) -> Inbound | None:
+    try:
+        return peek(sup.session, frames)
+    except RejectedMessage as exc:
+        log.warning("message_rejected", channel=channel, reason=exc.reason)
+        return None
+
+
+def on_shell(sup: Supervisor, frames: list[bytes]) -> None:
+    request = verify(sup, frames, "shell")
+    if request is None:
+        return
+    if request.msg_type == MsgType.KERNEL_INFO_REQUEST:
+        on_shell_kernel_info(sup, request)
+    elif request.msg_type in WORKER_SHELL_TYPES:
+        sup.queue.add(request)
+        if sup.lifecycle.is_(WorkerState.FATAL):
+            casualties.fail_everything(sup, sup.boot.last_reason)
+        sup.dispatch_next()
+    else:
+        log.warning("message_dropped", channel="shell", msg_type=request.msg_type)
+
+
+def on_shell_kernel_info(sup: Supervisor, request: Inbound) -> None:
+    if sup.worker_kernel_info is None and not sup.lifecycle.is_(WorkerState.FATAL):
+        sup.kernel_info_waiting.append((request, sup.sockets.shell))
+    else:
+        answer_kernel_info(sup, request, sup.sockets.shell)
+
+
+def on_control(sup: Supervisor, frames: list[bytes]) -> None:
+    request = verify(sup, frames, "control")
+    if request is None:
+        return
+    handler = CONTROL_HANDLERS.get(request.msg_type)
+    if handler is None:
+        log.warning("message_dropped", channel="control", msg_type=request.msg_type)
+        return
+    if (request.msg_type == MsgType.KERNEL_INFO_REQUEST and sup.worker_kernel_info is None
+            and not sup.lifecycle.is_(WorkerState.FATAL)):
+        sup.kernel_info_waiting.append((request, sup.sockets.control))
+        return
+    handler(sup, request)
+
+
+def on_stdin(sup: Supervisor, frames: list[bytes]) -> None:
+    reply = verify(sup, frames, "stdin")
+    if reply is None:
+        return
+    if reply.msg_type != MsgType.INPUT_REPLY or not sup.input_pending:
+        log.warning("message_dropped", channel="stdin", msg_type=reply.msg_type)
+        return
+    sup.input_pending = False
+    sup.send_to_worker(Channel.STDIN, reply.wire())
+
+
+def on_subscription(sup: Supervisor, frames: list[bytes]) -> None:
+    event = frames[0]
+    if event[:1] == b"\x01":  # subscribe: greet with iopub_welcome (JEP 65)
+        topic = event[1:]
+        content = {"subscription": topic.decode(errors="replace")}
+        # Sent on the subscribed topic itself, so exactly that subscriber can match it.
+        sup.outbox.publish(MsgType.IOPUB_WELCOME, content, topic=topic)
