@@ -72,6 +72,7 @@ class Supervisor:
         self.worker_kernel_info: dict[str, Any] | None = None
         self.open_comms: set[str] = set()  # comms the worker holds open
         self.restart_requested = False  # the worker is stopping for an in-place restart
+        self.queued_at_restart = 0
         self.stop_reason: str | None = None  # set once the service is stopping
         self.input_pending = False  # an input_request is waiting for the frontend
         self.kernel_info_waiting: list[tuple[Inbound, zmq.Socket]] = []
@@ -211,8 +212,8 @@ class Supervisor:
         if running is not None:
             error = casualties.death_error(self, running, exit_info)
             casualties.answer_dead_request(self, running, error, replied)
-        if self.restart_requested:  # a restart drops the queued cells, as a fresh kernel would
-            casualties.abort_queued_executes(self)
+        if self.restart_requested:  # a restart drops the cells queued before it
+            casualties.abort_queued_executes(self, among_first=self.queued_at_restart)
             self.restart_requested = False
         if was is WorkerState.STARTING:
             self.on_boot_failure(exit_info)
@@ -246,6 +247,7 @@ class Supervisor:
         if not self.lifecycle.is_(WorkerState.STARTING, WorkerState.IDLE, WorkerState.BUSY):
             return  # already on its way out
         self.restart_requested = True
+        self.queued_at_restart = len(self.queue.waiting)  # what a restart drops; not later ones
         idle = self.lifecycle.is_(WorkerState.IDLE)
         self.lifecycle.to(WorkerState.STOPPING)
         if idle:  # it can save its history; a busy or starting one cannot listen

@@ -138,3 +138,15 @@ def test_kernel_manager_restart_relaunches_quickly(tmp_path, monkeypatch):
         kc.stop_channels()
     finally:
         km.shutdown_kernel(now=False)
+
+
+def test_a_cell_sent_after_the_restart_runs_on_the_new_worker(kernel, kc):
+    kernel.remember_children()
+    execute(kc, "x = 1")
+    restart(kc)  # answered at once; the new worker is still starting
+    reply, msgs = execute(kc, "'x' in dir()", timeout=30)
+    assert reply["content"]["status"] == "ok" and reply["content"]["execution_count"] == 1
+    results = [m["content"]["data"]["text/plain"] for m in msgs
+               if m["msg_type"] == "execute_result"]
+    assert results == ["False"]
+    kernel.remember_children()
