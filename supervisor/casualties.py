@@ -20,7 +20,7 @@ def death_error(sup: Supervisor, request: Inbound, exit_info: ExitInfo) -> dict[
         return {"ename": "KernelRestarted", "evalue": evalue, "traceback": [evalue]}
     content = unpack_content(sup.session, request)
     code = content.get("code") if isinstance(content.get("code"), str) else None
-    return crash_error(exit_info, sup.worker.stderr.lines(), code)
+    return crash_error(exit_info, sup.worker.stderr_lines(), code)
 
 
 def answer_dead_request(

@@ -30,3 +30,4 @@ class Config:
     log_format: str = "auto"  # auto | json | console
     restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
     restart_mode: RestartMode = RestartMode.IN_PLACE
+    preload: str = ""  # modules the fork server imports once, so restarts do not pay for them

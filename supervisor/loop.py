@@ -34,6 +34,7 @@ from kernelsvc.supervisor.relay import ShellQueue
 from kernelsvc.supervisor.restart_policy import BootFailures
 from kernelsvc.supervisor.signals import SignalPipe
 from kernelsvc.supervisor.sockets import PublicSockets
+from kernelsvc.supervisor.spawner import Spawner
 from kernelsvc.supervisor.states import Lifecycle, WorkerState
 from kernelsvc.supervisor.timers import Timers
 from kernelsvc.supervisor.wire import Inbound, make_session
@@ -62,11 +63,14 @@ class Supervisor:
         self.queue = ShellQueue()
         self.lifecycle = Lifecycle(on_change=self._log_transition)
         self.signals = SignalPipe()
+        self._poller = zmq.Poller()
         self.internal = ctx.socket(zmq.ROUTER)
         self.internal.linger = 0
         self.endpoint = f"ipc://{private_dir}/worker"
         self.internal.bind(self.endpoint)
         self.worker: WorkerHandle | None = None
+        self.spawner = Spawner(self._poller, self.endpoint, self.on_worker_exit,
+                               self.on_forkserver_exit, preload=config.preload)
         self.generation = 0
         self.boot = BootFailures(config.restart_policy)
         self.worker_kernel_info: dict[str, Any] | None = None
@@ -79,7 +83,6 @@ class Supervisor:
         self.exit_code: int | None = None
         self.started = time.monotonic()
         self.timers = Timers()
-        self._poller = zmq.Poller()
         self._routes = self._routes_in_order()
 
     # ------------------------------------------------------------------ running
@@ -95,6 +98,7 @@ class Supervisor:
             while self.exit_code is None:
                 self.poll_once()
         finally:
+            self.spawner.stop()
             self.signals.close()
             self.internal.close(linger=0)
             shutil.rmtree(self.private_dir, ignore_errors=True)
@@ -114,11 +118,8 @@ class Supervisor:
         events = dict(self._poller.poll(self.timers.timeout_ms()))
         if self.signals.fileno() in events:
             self.handle_signals()
-        worker = self.worker
-        if worker and worker.stderr and not worker.stderr.closed and worker.stderr.fd in events:
-            self.read_worker_stderr()
-        if worker and worker.pidfd is not None and worker.pidfd in events:
-            self.reap_worker()
+        if not self.spawner.fds().isdisjoint(events):
+            self.spawner.handle(events)
         # The worker link first (replies and output drain before new requests start), then
         # shell before control: an interrupt that arrived with the execute it targets finds
         # that execute already running.
@@ -146,23 +147,22 @@ class Supervisor:
 
     def spawn_worker(self) -> None:
         self.generation += 1
-        self.worker = WorkerHandle(self.endpoint, self.generation)
         self.lifecycle.to(WorkerState.STARTING)
         self.outbox.status("starting")
-        self.worker.spawn()
-        self._poller.register(self.worker.pidfd, zmq.POLLIN)
-        self._poller.register(self.worker.stderr.fd, zmq.POLLIN)
+        self.worker = self.spawner.spawn(self.generation)
         self.timers.call_later(self.config.worker_boot_timeout, "boot", self.on_boot_timeout)
-        log.info("worker_spawned", worker_pid=self.worker.pid, generation=self.generation)
+        log.info("worker_requested", generation=self.generation)
 
     def on_boot_timeout(self) -> None:
         if self.lifecycle.is_(WorkerState.STARTING) and self.worker:
             log.error("worker_boot_timeout", worker_pid=self.worker.pid, generation=self.generation)
+            if self.worker.pid is None:
+                self.spawner.stop()  # the fork server itself is stuck
             self.worker.kill()
 
     @property
     def worker_identity(self) -> bytes:
-        return f"w{self.generation}".encode()
+        return self.worker.identity.encode() if self.worker else b""
 
     def send_to_worker(self, channel: Channel, frames: list[bytes]) -> None:
         self.internal.send_multipart([self.worker_identity, channel.frame, *frames])
@@ -170,22 +170,10 @@ class Supervisor:
     def send_sys(self, event: SysEvent, **fields: Any) -> None:
         self.send_to_worker(Channel.SYS, [json.dumps({"event": event, **fields}).encode()])
 
-    def read_worker_stderr(self) -> None:
-        tail = self.worker.stderr
-        tail.read()
-        if tail.closed:  # EOF
-            self._poller.unregister(tail.fd)
-
-    def reap_worker(self) -> None:
-        assert self.worker is not None
-        self._poller.unregister(self.worker.pidfd)
-        tail = self.worker.stderr
-        if not tail.closed:
-            tail.read()  # everything it wrote before dying is in the pipe now
-            if not tail.closed:
-                self._poller.unregister(tail.fd)
-                tail.close()  # its last lines stay readable
-        exit_info = self.worker.reap()
+    def on_worker_exit(self, worker: WorkerHandle, exit_info: ExitInfo) -> None:
+        """The reaper collected our worker: answer for it, then replace it (or stop)."""
+        if worker is not self.worker:
+            return
         was = self.lifecycle.state
         self.lifecycle.to(WorkerState.DEAD)
         self.timers.cancel("boot")
@@ -221,9 +209,22 @@ class Supervisor:
         self.outbox.status("restarting")
         self.spawn_worker()
 
-    def on_boot_failure(self, exit_info: ExitInfo) -> None:
+    def on_forkserver_exit(self, exit_info: ExitInfo, stderr_lines: list[str]) -> None:
+        log.warning("forkserver_exited", exit_code=exit_info.code,
+                    exit_signal=exit_info.signal_name)
+        if self.stop_reason is not None:
+            return
+        worker = self.worker
+        if worker is not None and worker.pid is None and self.lifecycle.is_(WorkerState.STARTING):
+            # The worker was never forked: the fork server could not start (a broken import).
+            self.lifecycle.to(WorkerState.DEAD)
+            self.timers.cancel("boot")
+            self.on_boot_failure(exit_info, stderr_lines)
+
+    def on_boot_failure(self, exit_info: ExitInfo, stderr_lines: list[str] | None = None) -> None:
         """Retry with backoff; past the budget, a visible dead state that keeps retrying."""
-        self.boot.record_failure(boot_failure_reason(exit_info, self.worker.stderr.lines()))
+        lines = self.worker.stderr_lines() if stderr_lines is None else stderr_lines
+        self.boot.record_failure(boot_failure_reason(exit_info, lines))
         log.error("worker_boot_failed", attempt=self.boot.count, exit_code=exit_info.code,
                   exit_signal=exit_info.signal_name)
         if self.boot.exhausted:
@@ -389,8 +390,9 @@ class Supervisor:
         self.stop_reason = reason
         log.info("stop_requested", reason=reason, restart=restart)
         no_worker = (WorkerState.DEAD, WorkerState.BACKOFF, WorkerState.FATAL)
-        if self.worker is None or self.lifecycle.is_(*no_worker):
-            self.finish_stop()
+        unborn = self.lifecycle.is_(WorkerState.STARTING) and self.worker.pid is None
+        if self.worker is None or self.lifecycle.is_(*no_worker) or unborn:
+            self.finish_stop()  # a worker forked after this finds its parent gone and exits
             return
         starting = self.lifecycle.is_(WorkerState.STARTING)
         self.lifecycle.to(WorkerState.STOPPING)
@@ -419,8 +421,11 @@ class Supervisor:
 
     def handle_signals(self) -> None:
         for sig in self.signals.drain():
-            log.info("signal_received", signal=sig.name)
-            if sig == signal.SIGINT and self.ctrl_c_stops():
+            if sig != signal.SIGCHLD:
+                log.info("signal_received", signal=sig.name)
+            if sig == signal.SIGCHLD:
+                self.spawner.reap()
+            elif sig == signal.SIGINT and self.ctrl_c_stops():
                 self.begin_stop("SIGINT")
             elif sig == signal.SIGINT:
                 self.interrupt_worker()  # signal-mode interrupt, as jupyter_client sends it

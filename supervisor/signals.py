@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import socket
 
-HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
 
 
 def _record(signum, frame) -> None:

@@ -1,4 +1,4 @@
-"""One worker process: spawn it in its own process group, watch it, signal it, classify its exit.
+"""One worker process: its pid and process group, its stderr, how it ended.
 
 OS calls go through ``OsApi`` so lifecycle tests can replace them.
 """
@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from dataclasses import dataclass
 
 from kernelsvc.supervisor.stderr_tail import StderrTail
@@ -37,6 +35,7 @@ class ExitInfo:
 
 
 def exit_info_from_returncode(returncode: int) -> ExitInfo:
+    """From ``os.waitstatus_to_exitcode``: negative means killed by that signal."""
     if returncode < 0:
         return ExitInfo(signal=-returncode)
     return ExitInfo(code=returncode)
@@ -45,84 +44,57 @@ def exit_info_from_returncode(returncode: int) -> ExitInfo:
 class OsApi:
     """The OS seam: the real calls, replaced by a fake in unit tests."""
 
-    def spawn(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
-        return subprocess.Popen(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,  # the worker's last words, quoted when it dies
-            start_new_session=True,  # own process group: signals reach user subprocesses too
-            close_fds=True,
-        )
-
-    def pidfd_open(self, pid: int) -> int:
-        return os.pidfd_open(pid)
-
     def killpg(self, pgid: int, sig: int) -> None:
         try:
             os.killpg(pgid, sig)
-        except ProcessLookupError:
-            pass  # already gone: the pidfd will tell us
+        except (ProcessLookupError, PermissionError):
+            pass  # already gone (its group too): the reaper will tell us
 
 
 class WorkerHandle:
-    """A spawned worker: its pid, process group, pidfd and generation number."""
+    """A worker asked of the fork server; its pid arrives once it has been forked."""
 
-    def __init__(self, endpoint: str, generation: int, os_api: OsApi | None = None) -> None:
-        self.endpoint = endpoint
+    def __init__(self, generation: int, os_api: OsApi | None = None) -> None:
         self.generation = generation
         self.os = os_api or OsApi()
-        self.proc: subprocess.Popen | None = None
-        self.pidfd: int | None = None
+        self.pid: int | None = None
         self.stderr: StderrTail | None = None
+        self.exit_info: ExitInfo | None = None
+        self.requested = False  # the fork server has been asked for it
+        self.kill_when_known = False
 
     @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
+    def identity(self) -> str:
+        return f"w{self.generation}"
 
-    def spawn(self) -> None:
-        argv = [
-            sys.executable,
-            "-P",  # never import the repo's bare worker/ or supervisor/ folders
-            "-m",
-            "kernelsvc.worker",
-            "--endpoint",
-            self.endpoint,
-            "--identity",
-            f"w{self.generation}",
-            "--parent-pid",
-            str(os.getpid()),
-        ]
-        self.proc = self.os.spawn(argv, worker_env())
-        self.pidfd = self.os.pidfd_open(self.proc.pid)
-        self.stderr = StderrTail(os.dup(self.proc.stderr.fileno()), self.proc.pid)
-        self.proc.stderr.close()
+    def attach(self, pid: int, stderr_fd: int) -> None:
+        self.pid = pid
+        self.stderr = StderrTail(stderr_fd, pid)
+        if self.kill_when_known:
+            self.kill()
+
+    @property
+    def alive(self) -> bool:
+        return self.pid is not None and self.exit_info is None
 
     def signal_group(self, sig: int) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.os.killpg(self.proc.pid, sig)
+        """Its own process group: user subprocesses get the signal too."""
+        if self.alive:
+            self.os.killpg(self.pid, sig)
 
     def kill(self) -> None:
+        if self.pid is None:
+            self.kill_when_known = True
         self.signal_group(signal.SIGKILL)
 
-    def reap(self) -> ExitInfo:
-        """Collect the exit status (the pidfd said it exited) and close the pidfd."""
-        assert self.proc is not None
-        returncode = self.proc.wait(timeout=1.0)
-        self.close_pidfd()
-        # The group may still hold user subprocesses: they die with their worker.
-        self.os.killpg(self.proc.pid, signal.SIGKILL)
-        return exit_info_from_returncode(returncode)
+    def exited(self, returncode: int) -> ExitInfo:
+        """It was reaped: record how, and take down what it left in its group."""
+        self.exit_info = exit_info_from_returncode(returncode)
+        self.os.killpg(self.pid, signal.SIGKILL)
+        if self.stderr is not None and not self.stderr.closed:
+            self.stderr.read()  # everything it wrote before dying is in the pipe now
+            self.stderr.close()  # its last lines stay readable
+        return self.exit_info
 
-    def close_pidfd(self) -> None:
-        if self.pidfd is not None:
-            os.close(self.pidfd)
-            self.pidfd = None
-
-
-def worker_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # Figures show inline in notebooks without %matplotlib inline, as users expect.
-    env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    def stderr_lines(self) -> list[str]:
+        return self.stderr.lines() if self.stderr else []

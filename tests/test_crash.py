@@ -150,10 +150,26 @@ def test_user_subprocesses_die_with_their_worker(kernel, kc):
 
 def test_sigkill_of_the_supervisor_leaves_no_worker(kernel, kc):
     worker = worker_pid(kc)
-    kernel.remember_children()
+    tree = kernel.remember_children()  # the worker and the fork server
+    assert worker in tree and len(tree) >= 2
     os.kill(kernel.pid, signal.SIGKILL)
     kernel.proc.wait(timeout=10)
-    wait_until(lambda: not _running(worker), 10, "the orphaned worker to die")
+    wait_until(lambda: not any(_running(pid) for pid in tree), 10, "the orphans to die")
+
+
+def test_orphaned_grandchildren_are_reaped_by_the_supervisor(kernel, kc):
+    """A background job of a shell the cell ran outlives its parent: it is re-parented
+    to the supervisor (a child subreaper), which reaps it when it ends: no zombie."""
+    kernel.remember_children()
+    job = "sleep 2 >/dev/null 2>&1 & echo $!"  # a background job its shell leaves behind
+    reply, msgs = execute(kc, "import subprocess\n"
+                              f"out = subprocess.run(['sh', '-c', {job!r}],\n"
+                              "                     capture_output=True, text=True)\n"
+                              "print(out.stdout.strip())")
+    orphan = int([m["content"]["text"] for m in msgs if m["msg_type"] == "stream"][0])
+    kernel.known_pids.add(orphan)
+    assert psutil.Process(orphan).ppid() == kernel.pid
+    wait_until(lambda: not psutil.pid_exists(orphan), 10, "the orphan to be reaped")
 
 
 def _running(pid: int) -> bool:

@@ -20,6 +20,7 @@ from kernelsvc.worker.link import Link
 
 PR_SET_PDEATHSIG = 1
 CONFIG_TIMEOUT = 10.0
+REPARENT_TIMEOUT = 2.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -31,7 +32,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def die_with_parent(parent_pid: int) -> None:
-    """No orphans: the kernel kills us if the supervisor dies (and we check we are not late)."""
+    """No orphans: the kernel kills us if the supervisor dies (and we check we are not late).
+
+    Forked by the fork server's short-lived intermediate, we become the supervisor's child
+    only once the intermediate has exited; PDEATHSIG must be set after that, or the
+    intermediate's exit would fire it.
+    """
+    deadline = time.monotonic() + REPARENT_TIMEOUT
+    while os.getppid() != parent_pid:
+        if time.monotonic() > deadline or os.getppid() == 1:
+            os._exit(1)  # the supervisor is gone (or is not our subreaper)
+        time.sleep(0.0005)  # the intermediate is about to exit; no event to wait on
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
