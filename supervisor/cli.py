@@ -64,13 +64,17 @@ def main() -> None:
               default=None, help="What shutdown_request(restart=True) does: restart the worker "
               "behind the same sockets, or exit. Default: exit when launched by jupyter_client "
               "(JPY_PARENT_PID is set), else in-place.")
+@click.option("--preload", default="", metavar="MODULES",
+              help="Comma-separated modules to import once in the fork server (e.g. "
+              "numpy,pandas), so a restarted worker has them at no cost.")
 def start(connection_file: Path, ip: str, log_level: str, log_format: str, boot_retries: int,
-          max_backoff: float, restart_mode: str | None) -> None:
+          max_backoff: float, restart_mode: str | None, preload: str) -> None:
     """Start the kernel service on CONNECTION_FILE's sockets."""
     configure_logging(log_level, log_format)
     mode = RestartMode(restart_mode) if restart_mode else default_restart_mode(os.environ)
     config = Config(
         restart_mode=mode,
+        preload=preload,
         connection_file=connection_file,
         ip=ip,
         log_level=log_level,

@@ -185,6 +185,7 @@ class Supervisor:
             exit_code=exit_info.code,
             exit_signal=exit_info.signal_name,
             state_before=was,
+            likely_oom=exit_info.likely_oom,
         )
         if self.exit_code is None and was is WorkerState.STOPPING and self.stop_reason:
             self.finish_stop()

@@ -9,6 +9,7 @@ import os
 import signal
 from dataclasses import dataclass
 
+from kernelsvc.supervisor.cgroup import oom_kill_count
 from kernelsvc.supervisor.stderr_tail import StderrTail
 
 
@@ -18,6 +19,7 @@ class ExitInfo:
 
     code: int | None = None
     signal: int | None = None
+    likely_oom: bool = False  # SIGKILLed while the cgroup's OOM kill count rose
 
     @property
     def signal_name(self) -> str | None:
@@ -29,20 +31,26 @@ class ExitInfo:
             return f"signal {self.signal}"
 
     def describe(self) -> str:
+        if self.likely_oom:
+            return f"worker killed by {self.signal_name} (likely out of memory: the OOM killer)"
         if self.signal is not None:
             return f"worker killed by {self.signal_name}"
         return f"worker exited with code {self.code}"
 
 
-def exit_info_from_returncode(returncode: int) -> ExitInfo:
+def exit_info_from_returncode(returncode: int, oom_kills_rose: bool = False) -> ExitInfo:
     """From ``os.waitstatus_to_exitcode``: negative means killed by that signal."""
     if returncode < 0:
-        return ExitInfo(signal=-returncode)
+        sig = -returncode
+        return ExitInfo(signal=sig, likely_oom=oom_kills_rose and sig == signal.SIGKILL)
     return ExitInfo(code=returncode)
 
 
 class OsApi:
     """The OS seam: the real calls, replaced by a fake in unit tests."""
+
+    def oom_kill_count(self) -> int | None:
+        return oom_kill_count()
 
     def killpg(self, pgid: int, sig: int) -> None:
         try:
@@ -61,6 +69,7 @@ class WorkerHandle:
         self.stderr: StderrTail | None = None
         self.exit_info: ExitInfo | None = None
         self.requested = False  # the fork server has been asked for it
+        self.oom_kills_at_start: int | None = None
         self.kill_when_known = False
 
     @property
@@ -69,6 +78,7 @@ class WorkerHandle:
 
     def attach(self, pid: int, stderr_fd: int) -> None:
         self.pid = pid
+        self.oom_kills_at_start = self.os.oom_kill_count()
         self.stderr = StderrTail(stderr_fd, pid)
         if self.kill_when_known:
             self.kill()
@@ -89,7 +99,9 @@ class WorkerHandle:
 
     def exited(self, returncode: int) -> ExitInfo:
         """It was reaped: record how, and take down what it left in its group."""
-        self.exit_info = exit_info_from_returncode(returncode)
+        now = self.os.oom_kill_count()
+        rose = None not in (now, self.oom_kills_at_start) and now > self.oom_kills_at_start
+        self.exit_info = exit_info_from_returncode(returncode, oom_kills_rose=rose)
         self.os.killpg(self.pid, signal.SIGKILL)
         if self.stderr is not None and not self.stderr.closed:
             self.stderr.read()  # everything it wrote before dying is in the pipe now

@@ -150,3 +150,20 @@ def test_a_cell_sent_after_the_restart_runs_on_the_new_worker(kernel, kc):
                if m["msg_type"] == "execute_result"]
     assert results == ["False"]
     kernel.remember_children()
+
+
+def test_preloaded_modules_are_already_imported_in_a_new_worker(tmp_path):
+    kernel = start_kernel(tmp_path, "--preload", "tabnanny,wave")
+    try:
+        kc = kernel.client()
+        restart(kc)
+        wait_kernel_idle(kc)
+        reply, msgs = execute(kc, "import sys; 'tabnanny' in sys.modules, 'sndhdr' in sys.modules",
+                              timeout=30)
+        results = [m["content"]["data"]["text/plain"] for m in msgs
+                   if m["msg_type"] == "execute_result"]
+        assert results == ["(True, False)"]  # preloaded; never asked for
+        kernel.remember_children()
+        kc.stop_channels()
+    finally:
+        kernel.stop()
