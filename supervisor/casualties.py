@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 
 def death_error(sup: Supervisor, request: Inbound, exit_info: ExitInfo) -> dict[str, Any]:
+    if sup.kill_error is not None:  # we killed it, and know why
+        error = dict(sup.kill_error)
+        return {**error, "traceback": [f"{error['ename']}: {error['evalue']}"]}
     if sup.restart_requested:
         evalue = "the kernel was restarted; variables were lost"
         return {"ename": "KernelRestarted", "evalue": evalue, "traceback": [evalue]}

@@ -7,7 +7,7 @@ from pathlib import Path
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
-def _own_cgroup_dirs(proc_cgroup: Path = Path("/proc/self/cgroup")) -> list[Path]:
+def own_cgroup_dirs(proc_cgroup: Path = Path("/proc/self/cgroup")) -> list[Path]:
     """Where our memory controller's files may live, most specific first."""
     try:
         lines = proc_cgroup.read_text().splitlines()
@@ -26,7 +26,7 @@ def _own_cgroup_dirs(proc_cgroup: Path = Path("/proc/self/cgroup")) -> list[Path
 
 def oom_kill_count() -> int | None:
     """How many processes the OOM killer has killed in our cgroup (None: cannot tell)."""
-    for directory in _own_cgroup_dirs():
+    for directory in own_cgroup_dirs():
         for name in ("memory.events", "memory.oom_control"):
             count = _read_field(directory / name, "oom_kill")
             if count is not None:

@@ -20,6 +20,7 @@ from kernelsvc.supervisor.connection import (
 )
 from kernelsvc.supervisor.errors import SupervisorError
 from kernelsvc.supervisor.heartbeat import Heartbeat
+from kernelsvc.supervisor.limits import resolve_limits
 from kernelsvc.supervisor.logconfig import configure_logging
 from kernelsvc.supervisor.loop import Supervisor
 from kernelsvc.supervisor.restart_policy import RestartPolicy
@@ -67,13 +68,29 @@ def main() -> None:
 @click.option("--preload", default="", metavar="MODULES",
               help="Comma-separated modules to import once in the fork server (e.g. "
               "numpy,pandas), so a restarted worker has them at no cost.")
+@click.option("--memory-limit", default=None, metavar="SIZE",
+              help="Stop and restart a worker whose process tree passes SIZE (e.g. 2G); a "
+              "warning shows in the cell at 80%. Default: from the cgroup's memory limit.")
+@click.option("--cell-timeout", default=None, type=click.FloatRange(min=0, min_open=True),
+              metavar="SECONDS", help="Interrupt a cell running longer (per request: "
+              "execute_request metadata {'timeout': seconds}).")
+@click.option("--interrupt-timeout", default=3.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Restart a worker that has not ended an interrupted cell by then.")
 def start(connection_file: Path, ip: str, log_level: str, log_format: str, boot_retries: int,
-          max_backoff: float, restart_mode: str | None, preload: str) -> None:
+          max_backoff: float, restart_mode: str | None, preload: str, memory_limit: str | None,
+          cell_timeout: float | None, interrupt_timeout: float) -> None:
     """Start the kernel service on CONNECTION_FILE's sockets."""
     configure_logging(log_level, log_format)
     mode = RestartMode(restart_mode) if restart_mode else default_restart_mode(os.environ)
+    try:
+        limits = resolve_limits(memory_limit, cell_timeout, interrupt_timeout)
+    except ValueError as exc:
+        click.echo(f"kernelsvc: error: --memory-limit: {exc}", err=True)
+        sys.exit(2)
     config = Config(
         restart_mode=mode,
+        limits=limits,
         preload=preload,
         connection_file=connection_file,
         ip=ip,
@@ -103,7 +120,7 @@ def serve(config: Config) -> int:
     heartbeat.start()
     private_dir = private_endpoint_dir()
     log.info("kernel_listening", connection_file=str(path), transport=info.transport, ip=info.ip,
-             shell_port=info.shell_port, created=created)
+             shell_port=info.shell_port, created=created, **config.limits.describe())
     try:
         return Supervisor(config, info, ctx, sockets, private_dir).run()
     finally:

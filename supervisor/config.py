@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from kernelsvc.supervisor.limits import Limits
 from kernelsvc.supervisor.restart_policy import RestartPolicy
 
 
@@ -30,4 +31,5 @@ class Config:
     log_format: str = "auto"  # auto | json | console
     restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
     restart_mode: RestartMode = RestartMode.IN_PLACE
+    limits: Limits = field(default_factory=Limits)
     preload: str = ""  # modules the fork server imports once, so restarts do not pay for them

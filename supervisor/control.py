@@ -25,8 +25,9 @@ def on_kernel_info(sup: Supervisor, request: Inbound) -> None:
 
 
 def on_interrupt(sup: Supervisor, request: Inbound) -> None:
-    sup.interrupt_worker()
-    sup.outbox.reply_busy_idle(sup.sockets.control, request, {"status": "ok"})
+    # "interrupted", "restarted" (a second interrupt) or "none" (nothing was running)
+    action = sup.watchdog.interrupt("message")
+    sup.outbox.reply_busy_idle(sup.sockets.control, request, {"status": "ok", "action": action})
 
 
 def on_shutdown(sup: Supervisor, request: Inbound) -> None:

@@ -37,7 +37,8 @@ from kernelsvc.supervisor.sockets import PublicSockets
 from kernelsvc.supervisor.spawner import Spawner
 from kernelsvc.supervisor.states import Lifecycle, WorkerState
 from kernelsvc.supervisor.timers import Timers
-from kernelsvc.supervisor.wire import Inbound, make_session
+from kernelsvc.supervisor.watchdog import Watchdog
+from kernelsvc.supervisor.wire import Inbound, make_session, request_metadata
 from kernelsvc.supervisor.worker_handle import ExitInfo, WorkerHandle
 
 log = structlog.get_logger("kernelsvc.supervisor")
@@ -78,6 +79,8 @@ class Supervisor:
         self.restart_requested = False  # the worker is stopping for an in-place restart
         self.queued_at_restart = 0
         self.stop_reason: str | None = None  # set once the service is stopping
+        self.kill_error: dict[str, Any] | None = None  # why we killed the worker, if we did
+        self.watchdog = Watchdog(self, config.limits)
         self.input_pending = False  # an input_request is waiting for the frontend
         self.kernel_info_waiting: list[tuple[Inbound, zmq.Socket]] = []
         self.exit_code: int | None = None
@@ -194,6 +197,7 @@ class Supervisor:
 
     def on_worker_death(self, was: WorkerState, exit_info: ExitInfo) -> None:
         """Answer what was in flight, then bring up a fresh worker."""
+        self.watchdog.on_done()
         replied = self.queue.replied
         running = self.queue.take_running()
         self.input_pending = False  # its input_request is cancelled: a late reply is dropped
@@ -201,6 +205,7 @@ class Supervisor:
         if running is not None:
             error = casualties.death_error(self, running, exit_info)
             casualties.answer_dead_request(self, running, error, replied)
+        self.kill_error = None
         if self.restart_requested:  # a restart drops the cells queued before it
             casualties.abort_queued_executes(self, among_first=self.queued_at_restart)
             self.restart_requested = False
@@ -259,11 +264,11 @@ class Supervisor:
         else:
             self.worker.kill()
 
-    def interrupt_worker(self) -> None:
-        """SIGINT to the worker's group, only while it runs a request (else a no-op)."""
-        if self.worker and self.lifecycle.is_(WorkerState.BUSY):
-            log.info("interrupt_sent", worker_pid=self.worker.pid, generation=self.generation)
-            self.worker.signal_group(signal.SIGINT)
+    def kill_worker_for(self, error: dict[str, Any]) -> None:
+        """Kill the worker on purpose (a limit, an unanswered interrupt): the running request
+        is answered through the crash path with ``error``."""
+        self.kill_error = error
+        self.worker.kill()
 
     # ------------------------------------------------------------------ the worker link
 
@@ -326,6 +331,7 @@ class Supervisor:
             startup_ms=round(event.get("startup_ms", 0.0), 1),
         )
         self.outbox.status("idle")
+        self.watchdog.start_sampling()
         for request, sock in self.kernel_info_waiting:
             answer_kernel_info(self, request, sock)
         self.kernel_info_waiting.clear()
@@ -336,6 +342,7 @@ class Supervisor:
         done = self.queue.finish(event.get("msg_id", ""))
         if done is None:
             return
+        self.watchdog.on_done()
         if self.lifecycle.is_(WorkerState.BUSY):
             self.lifecycle.to(WorkerState.IDLE)
         if event.get("abort_queue"):
@@ -352,6 +359,7 @@ class Supervisor:
             return
         self.lifecycle.to(WorkerState.BUSY)
         self.send_to_worker(Channel.SHELL, request.wire())
+        self.watchdog.on_dispatch(request, request_metadata(self.session, request))
 
     # ------------------------------------------------------------------ clients
 
@@ -365,6 +373,8 @@ class Supervisor:
             "worker_pid": self.worker.pid if self.worker else None,
             "generation": self.generation,
             "worker_state": str(self.lifecycle.state),
+            "restarts": self.generation - 1,
+            "limits": self.config.limits.describe(),
         }
         return info
 
@@ -429,7 +439,7 @@ class Supervisor:
             elif sig == signal.SIGINT and self.ctrl_c_stops():
                 self.begin_stop("SIGINT")
             elif sig == signal.SIGINT:
-                self.interrupt_worker()  # signal-mode interrupt, as jupyter_client sends it
+                self.watchdog.interrupt("signal")  # signal mode, as jupyter_client sends it
             else:
                 self.begin_stop(sig.name)
 

@@ -33,6 +33,11 @@ class Outbox:
         ident = [topic] if topic else []
         self.session.send(self.iopub, msg_type, content, parent=as_parent(parent), ident=ident)
 
+    def stream(self, name: str, text: str, parent: dict | None = None) -> None:
+        """Words of the supervisor's own in a cell's output (a warning, a time limit)."""
+        content = {"name": name, "text": text}
+        self.publish("stream", content, parent, topic=f"stream.{name}".encode())
+
     def status(self, state: str, parent: dict | None = None) -> None:
         self.publish(MsgType.STATUS, {"execution_state": state}, parent)
 

@@ -85,6 +85,17 @@ def _signature_reason(text: str) -> str:
     return "malformed message"
 
 
+def request_metadata(session: Session, inbound: Inbound) -> dict[str, Any]:
+    """The metadata of an execute_request (per-request limits live there)."""
+    if inbound.msg_type != "execute_request":
+        return {}
+    try:
+        metadata = session.unpack(inbound.frames[3])
+    except Exception:
+        return {}
+    return metadata if isinstance(metadata, dict) else {}
+
+
 def unpack_content(session: Session, inbound: Inbound) -> dict[str, Any]:
     """Decode the content of a message the supervisor itself answers."""
     if inbound.content is None:

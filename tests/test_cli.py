@@ -170,3 +170,10 @@ def test_port_zero_in_an_existing_file_is_refused(tmp_path):
     data["iopub_port"] = 0  # we would bind a port no client could learn
     path.write_text(json.dumps(data))
     assert_one_line_error(run_start(path), "iopub_port 0 is out of range")
+
+
+def test_bad_memory_limit_is_a_one_line_error(tmp_path):
+    path = write_conn(tmp_path / "conn.json")
+    result = subprocess.run([*KERNELSVC, "start", "-f", str(path), "--memory-limit", "lots"],
+                            capture_output=True, text=True, timeout=20)
+    assert_one_line_error(result, "--memory-limit", "not a size")

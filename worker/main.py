@@ -52,6 +52,15 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def prefer_as_oom_victim() -> None:
+    """If the kernel's OOM killer must act, it should take the worker, not the supervisor."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
+
+
 def keep_crash_reports() -> None:
     """faulthandler writes to the real stderr, which survives our own fd 2 capture."""
     crash_fd = os.dup(2)
@@ -89,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     args = parse_args(argv)
     die_with_parent(args.parent_pid)
+    prefer_as_oom_victim()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the shell is ready for it
     os.dup2(2, 1)  # boot-time output of any kind lands in the supervisor's stderr tail
     keep_crash_reports()
