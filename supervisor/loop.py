@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,9 @@ class Supervisor:
         """The reaper collected our worker: answer for it, then replace it (or stop)."""
         if worker is not self.worker:
             return
+        if exit_info.signal == signal.SIGKILL and self.kill_error is None \
+                and self.watchdog.near_limit():
+            exit_info = replace(exit_info, likely_oom=True)  # not ours: the OOM killer's
         was = self.lifecycle.state
         self.lifecycle.to(WorkerState.DEAD)
         self.timers.cancel("boot")

@@ -120,6 +120,11 @@ class Watchdog:
                                         f"{format_bytes(limit)} memory limit\n",
                               running.header)
 
+    def near_limit(self) -> bool:
+        """Was the last sample close to the limit (a SIGKILL now is likely the OOM killer)?"""
+        limit = self.limits.memory_bytes
+        return bool(limit) and self.last_rss >= 0.9 * limit
+
     def _over_limit(self, limit: int) -> None:
         used = self.last_rss
         log.error("memory_limit_exceeded", rss=used, limit=limit,

@@ -153,3 +153,12 @@ def test_usage_request_while_busy(kernel, kc):
     assert 0 <= usage["host_cpu_percent"] <= 100
     interrupt(kc)
     assert get_reply(kc, msg_id, 10)["content"]["ename"] == "KeyboardInterrupt"
+
+
+def test_workers_offer_themselves_to_the_oom_killer(kernel, kc):
+    worker = kc.kernel_info(reply=True, timeout=10)["content"]["kernelsvc"]["worker_pid"]
+    kernel.remember_children()
+    with open(f"/proc/{worker}/oom_score_adj") as f:
+        assert f.read().strip() == "1000"
+    with open(f"/proc/{kernel.pid}/oom_score_adj") as f:
+        assert int(f.read().strip()) < 1000  # the supervisor is spared
