@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import psutil
+
+from kernelsvc.supervisor import __version__
 from kernelsvc.supervisor.config import RestartMode
-from kernelsvc.supervisor.protocol import MsgType
+from kernelsvc.supervisor.limits import tree_rss
+from kernelsvc.supervisor.protocol import PROTOCOL_VERSION, MsgType
 from kernelsvc.supervisor.wire import Inbound, unpack_content
 
 if TYPE_CHECKING:
@@ -16,8 +21,47 @@ if TYPE_CHECKING:
 Handler = Callable[["Supervisor", Inbound], None]
 
 
+def kernel_info(sup: Supervisor) -> dict[str, Any]:
+    """The worker's kernel_info (cached), and what the supervisor knows."""
+    info = dict(sup.worker_kernel_info or fallback_kernel_info())
+    info["kernelsvc"] = {
+        "version": __version__,
+        "supervisor_pid": os.getpid(),
+        "worker_pid": sup.worker.pid if sup.worker else None,
+        "generation": sup.generation,
+        "worker_state": str(sup.lifecycle.state),
+        "restarts": sup.generation - 1,
+        "limits": sup.config.limits.describe(),
+    }
+    return info
+
+
+def usage(sup: Supervisor) -> dict[str, Any]:
+    """ipykernel's usage_reply: the worker tree's CPU and memory, and the host's."""
+    reply: dict[str, Any] = {"hostname": os.uname().nodename, "pid": os.getpid()}
+    reply.update(host_usage())
+    pid = sup.worker.pid if sup.worker and sup.worker.alive else None
+    if pid is not None:
+        reply["kernel_cpu"] = _cpu_percent(pid)
+        reply["kernel_memory"] = tree_rss(pid)
+    return reply
+
+
+_cpu_meters: dict[int, psutil.Process] = {}
+
+
+def _cpu_percent(pid: int) -> float:
+    """CPU use since the previous usage_request (psutil needs the same Process object)."""
+    try:
+        meter = _cpu_meters.get(pid) or _cpu_meters.setdefault(pid, psutil.Process(pid))
+        return meter.cpu_percent(interval=None)
+    except psutil.Error:
+        _cpu_meters.pop(pid, None)
+        return 0.0
+
+
 def answer_kernel_info(sup: Supervisor, request: Inbound, sock) -> None:
-    sup.outbox.reply_busy_idle(sock, request, sup.kernel_info())
+    sup.outbox.reply_busy_idle(sock, request, kernel_info(sup))
 
 
 def on_kernel_info(sup: Supervisor, request: Inbound) -> None:
@@ -44,7 +88,7 @@ def on_shutdown(sup: Supervisor, request: Inbound) -> None:
 
 
 def on_usage(sup: Supervisor, request: Inbound) -> None:
-    sup.outbox.reply_busy_idle(sup.sockets.control, request, sup.usage())
+    sup.outbox.reply_busy_idle(sup.sockets.control, request, usage(sup))
 
 
 CONTROL_HANDLERS: dict[str, Handler] = {
@@ -57,11 +101,6 @@ CONTROL_HANDLERS: dict[str, Handler] = {
 
 def fallback_kernel_info() -> dict[str, object]:
     """What we can say without a worker (none has started yet, or none can)."""
-    import sys
-
-    from kernelsvc.supervisor import __version__
-    from kernelsvc.supervisor.protocol import PROTOCOL_VERSION
-
     return {
         "status": "ok",
         "protocol_version": PROTOCOL_VERSION,
@@ -76,8 +115,6 @@ def fallback_kernel_info() -> dict[str, object]:
 
 
 def host_usage() -> dict[str, object]:
-    import psutil
-
     return {
         "host_cpu_percent": psutil.cpu_percent(interval=None),
         "cpu_count": os.cpu_count(),

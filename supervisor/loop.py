@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import sys
@@ -16,13 +15,11 @@ from typing import Any
 import structlog
 import zmq
 
-from kernelsvc.supervisor import __version__, casualties, clients
+from kernelsvc.supervisor import casualties, clients
 from kernelsvc.supervisor.config import Config
 from kernelsvc.supervisor.connection import ConnectionInfo
 from kernelsvc.supervisor.control import (
     answer_kernel_info,
-    fallback_kernel_info,
-    host_usage,
 )
 from kernelsvc.supervisor.crash_report import boot_failure_reason
 from kernelsvc.supervisor.outbox import Outbox
@@ -366,35 +363,6 @@ class Supervisor:
         self.watchdog.on_dispatch(request, request_metadata(self.session, request))
 
     # ------------------------------------------------------------------ clients
-
-    # ------------------------------------------------------------------ answers
-
-    def kernel_info(self) -> dict[str, Any]:
-        info = dict(self.worker_kernel_info or fallback_kernel_info())
-        info["kernelsvc"] = {
-            "version": __version__,
-            "supervisor_pid": os.getpid(),
-            "worker_pid": self.worker.pid if self.worker else None,
-            "generation": self.generation,
-            "worker_state": str(self.lifecycle.state),
-            "restarts": self.generation - 1,
-            "limits": self.config.limits.describe(),
-        }
-        return info
-
-    def usage(self) -> dict[str, Any]:
-        import psutil
-
-        usage: dict[str, Any] = {"hostname": os.uname().nodename, "pid": os.getpid()}
-        usage.update(host_usage())
-        if self.worker and self.worker.pid:
-            try:
-                proc = psutil.Process(self.worker.pid)
-                usage["kernel_cpu"] = proc.cpu_percent(interval=None)
-                usage["kernel_memory"] = proc.memory_info().rss
-            except psutil.Error:
-                pass
-        return usage
 
     # ------------------------------------------------------------------ stopping
 
