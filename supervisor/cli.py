@@ -112,6 +112,9 @@ def serve(config: Config) -> int:
     info: ConnectionInfo = new_connection(config.ip) if created else load_connection_file(path)
     if info.ip not in ("127.0.0.1", "localhost", "::1") and info.transport == "tcp":
         log.warning("binding_non_loopback", ip=info.ip)
+    if not info.key:
+        log.warning("signing_disabled", detail="the connection file has an empty key: anyone "
+                    "who can reach these ports can run code as this user")
     ctx = zmq.Context()
     sockets, info = bind_public(ctx, info)
     if created:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import structlog
@@ -18,11 +19,35 @@ if TYPE_CHECKING:
 log = structlog.get_logger("kernelsvc.supervisor")
 
 
+class RejectionLog:
+    """At most ``per_second`` message_rejected lines a second; the rest are counted and the
+    count goes out with the next line, so a flood of junk cannot flood the log."""
+
+    def __init__(self, per_second: int = 10, clock=time.monotonic) -> None:
+        self.per_second = per_second
+        self.clock = clock
+        self.window = -1.0
+        self.logged = 0
+        self.suppressed = 0
+
+    def record(self, channel: str, reason: str) -> None:
+        now = self.clock()
+        if now - self.window >= 1.0:
+            self.window, self.logged = now, 0
+        if self.logged < self.per_second:
+            self.logged += 1
+            log.warning("message_rejected", channel=channel, reason=reason,
+                        suppressed_since_last=self.suppressed)
+            self.suppressed = 0
+        else:
+            self.suppressed += 1
+
+
 def verify(sup: Supervisor, frames: list[bytes], channel: str) -> Inbound | None:
     try:
         return peek(sup.session, frames)
     except RejectedMessage as exc:
-        log.warning("message_rejected", channel=channel, reason=exc.reason)
+        sup.rejections.record(channel, exc.reason)
         return None
 
 

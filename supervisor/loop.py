@@ -79,6 +79,7 @@ class Supervisor:
         self.stop_reason: str | None = None  # set once the service is stopping
         self.kill_error: dict[str, Any] | None = None  # why we killed the worker, if we did
         self.watchdog = Watchdog(self, config.limits)
+        self.rejections = clients.RejectionLog()
         self.input_pending = False  # an input_request is waiting for the frontend
         self.kernel_info_waiting: list[tuple[Inbound, zmq.Socket]] = []
         self.exit_code: int | None = None

@@ -18,7 +18,9 @@ SOCKET_TYPES = {
     "control_port": zmq.ROUTER,
     "stdin_port": zmq.ROUTER,
     "iopub_port": zmq.XPUB,
-    "hb_port": zmq.REP,
+    # A ROUTER echo, not a REP: a REP's strict envelope lets one junk-sending peer stall
+    # everyone's pings; a ROUTER routes each echo back to its sender and never blocks.
+    "hb_port": zmq.ROUTER,
 }
 
 

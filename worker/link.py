@@ -37,7 +37,9 @@ class Link:
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.linger = 1000
         self.sock.identity = identity
-        self.sock.sndhwm = 0  # the queue below is the bound; never drop a reply
+        # A DEALER blocks (never drops) at its high-water mark: with the queue below, a
+        # worker that outpaces the supervisor waits instead of growing without bound.
+        self.sock.sndhwm = 10_000
         self.sock.connect(endpoint)
         self.requests: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self.stdin: queue.SimpleQueue[list[bytes]] = queue.SimpleQueue()
