@@ -20,7 +20,7 @@ from kernelsvc.supervisor.connection import (
 )
 from kernelsvc.supervisor.errors import SupervisorError
 from kernelsvc.supervisor.heartbeat import Heartbeat
-from kernelsvc.supervisor.limits import resolve_limits
+from kernelsvc.supervisor.limits import parse_size, resolve_limits
 from kernelsvc.supervisor.logconfig import configure_logging
 from kernelsvc.supervisor.loop import Supervisor
 from kernelsvc.supervisor.restart_policy import RestartPolicy
@@ -77,20 +77,24 @@ def main() -> None:
 @click.option("--interrupt-timeout", default=3.0, show_default=True,
               type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Restart a worker that has not ended an interrupted cell by then.")
+@click.option("--max-message-size", default="1G", show_default=True, metavar="SIZE",
+              help="Refuse inbound messages larger than this (an error reply when possible).")
 def start(connection_file: Path, ip: str, log_level: str, log_format: str, boot_retries: int,
           max_backoff: float, restart_mode: str | None, preload: str, memory_limit: str | None,
-          cell_timeout: float | None, interrupt_timeout: float) -> None:
+          cell_timeout: float | None, interrupt_timeout: float, max_message_size: str) -> None:
     """Start the kernel service on CONNECTION_FILE's sockets."""
     configure_logging(log_level, log_format)
     mode = RestartMode(restart_mode) if restart_mode else default_restart_mode(os.environ)
     try:
         limits = resolve_limits(memory_limit, cell_timeout, interrupt_timeout)
+        max_size = parse_size(max_message_size)
     except ValueError as exc:
-        click.echo(f"kernelsvc: error: --memory-limit: {exc}", err=True)
+        click.echo(f"kernelsvc: error: size option: {exc}", err=True)
         sys.exit(2)
     config = Config(
         restart_mode=mode,
         limits=limits,
+        max_message_size=max_size,
         preload=preload,
         connection_file=connection_file,
         ip=ip,
@@ -116,7 +120,7 @@ def serve(config: Config) -> int:
         log.warning("signing_disabled", detail="the connection file has an empty key: anyone "
                     "who can reach these ports can run code as this user")
     ctx = zmq.Context()
-    sockets, info = bind_public(ctx, info)
+    sockets, info = bind_public(ctx, info, config.max_message_size)
     if created:
         write_connection(path, info)
     heartbeat = Heartbeat(ctx, sockets.hb)

@@ -9,7 +9,8 @@ import structlog
 
 from kernelsvc.supervisor import casualties
 from kernelsvc.supervisor.control import CONTROL_HANDLERS, answer_kernel_info
-from kernelsvc.supervisor.protocol import WORKER_SHELL_TYPES, Channel, MsgType
+from kernelsvc.supervisor.limits import format_bytes
+from kernelsvc.supervisor.protocol import NO_REPLY, WORKER_SHELL_TYPES, Channel, MsgType
 from kernelsvc.supervisor.states import WorkerState
 from kernelsvc.supervisor.wire import Inbound, RejectedMessage, peek
 
@@ -45,10 +46,29 @@ class RejectionLog:
 
 def verify(sup: Supervisor, frames: list[bytes], channel: str) -> Inbound | None:
     try:
-        return peek(sup.session, frames)
+        inbound = peek(sup.session, frames)
     except RejectedMessage as exc:
         sup.rejections.record(channel, exc.reason)
         return None
+    size = sum(len(frame) for frame in frames)
+    if size > sup.config.max_message_size:
+        refuse_too_large(sup, inbound, channel, size)
+        return None
+    return inbound
+
+
+def refuse_too_large(sup: Supervisor, request: Inbound, channel: str, size: int) -> None:
+    """Signed but too big (many frames, each under libzmq's per-frame cap): say so."""
+    limit = sup.config.max_message_size
+    log.warning("message_too_large", channel=channel, msg_type=request.msg_type, size=size,
+                limit=limit)
+    if channel == "stdin" or request.msg_type in NO_REPLY:
+        return
+    sock = sup.sockets.shell if channel == "shell" else sup.sockets.control
+    evalue = (f"the {request.msg_type} was {format_bytes(size)}, over the kernel's "
+              f"{format_bytes(limit)} limit (--max-message-size)")
+    sup.outbox.reply_busy_idle(sock, request, {"status": "error", "ename": "MessageTooLarge",
+                                               "evalue": evalue, "traceback": [evalue]})
 
 
 def on_shell(sup: Supervisor, frames: list[bytes]) -> None:

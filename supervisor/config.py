@@ -33,3 +33,4 @@ class Config:
     restart_mode: RestartMode = RestartMode.IN_PLACE
     limits: Limits = field(default_factory=Limits)
     preload: str = ""  # modules the fork server imports once, so restarts do not pay for them
+    max_message_size: int = 2**30  # bytes; larger inbound messages are refused

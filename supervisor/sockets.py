@@ -38,7 +38,9 @@ class PublicSockets:
             sock.close(linger=linger_ms)
 
 
-def bind_public(ctx: zmq.Context, info: ConnectionInfo) -> tuple[PublicSockets, ConnectionInfo]:
+def bind_public(
+    ctx: zmq.Context, info: ConnectionInfo, max_message_size: int = -1
+) -> tuple[PublicSockets, ConnectionInfo]:
     """Bind every public socket; ports of 0 are chosen here. Returns the real ports."""
     bound: dict[str, zmq.Socket] = {}
     ports: dict[str, int] = {}
@@ -47,7 +49,7 @@ def bind_public(ctx: zmq.Context, info: ConnectionInfo) -> tuple[PublicSockets, 
             sock = ctx.socket(SOCKET_TYPES[name])
             sock.linger = 0
             bound[name] = sock
-            _configure(sock, name)
+            _configure(sock, name, max_message_size)
             ports[name] = _bind(sock, info, getattr(info, name))
     except BindError:
         for sock in bound.values():
@@ -63,7 +65,10 @@ def bind_public(ctx: zmq.Context, info: ConnectionInfo) -> tuple[PublicSockets, 
     return sockets, info.with_ports(ports)
 
 
-def _configure(sock: zmq.Socket, name: str) -> None:
+def _configure(sock: zmq.Socket, name: str, max_message_size: int) -> None:
+    if name != "iopub_port":
+        # Never buffer an unbounded frame: libzmq disconnects a peer that sends a bigger one.
+        sock.maxmsgsize = max_message_size
     if name == "iopub_port":
         sock.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscription, for iopub_welcome (JEP 65)
     if sock.type == zmq.ROUTER:

@@ -176,4 +176,4 @@ def test_bad_memory_limit_is_a_one_line_error(tmp_path):
     path = write_conn(tmp_path / "conn.json")
     result = subprocess.run([*KERNELSVC, "start", "-f", str(path), "--memory-limit", "lots"],
                             capture_output=True, text=True, timeout=20)
-    assert_one_line_error(result, "--memory-limit", "not a size")
+    assert_one_line_error(result, "size option", "not a size")

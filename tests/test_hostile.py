@@ -204,3 +204,26 @@ def test_many_threads_printing_at_once(kc):
     lines = "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream").split()
     assert len(lines) == 16000 and len(set(lines)) == 16000  # nothing lost, nothing doubled
     assert threading.active_count() >= 1
+
+
+def test_worker_holds_no_public_socket_and_the_private_endpoint_is_0700(kernel, kc):
+    import os
+    import stat
+
+    worker = kc.kernel_info(reply=True, timeout=10)["content"]["kernelsvc"]["worker_pid"]
+    kernel.remember_children()
+    info = json.loads(kernel.connection_file.read_text())
+    public = {info[k] for k in ("shell_port", "iopub_port", "stdin_port", "control_port",
+                                "hb_port")}
+    worker_ports = {c.laddr.port for c in psutil.Process(worker).net_connections(kind="inet")}
+    assert not worker_ports & public
+    supervisor = psutil.Process(kernel.pid)
+    listening = {c.laddr.port for c in supervisor.net_connections(kind="inet")
+                 if c.status == psutil.CONN_LISTEN}
+    assert public <= listening and all(
+        c.laddr.ip == "127.0.0.1" for c in supervisor.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN)
+    unix = [c.laddr for c in supervisor.net_connections(kind="unix") if c.laddr]
+    endpoint_dirs = {os.path.dirname(path) for path in unix if path.endswith("/worker")}
+    assert len(endpoint_dirs) == 1
+    assert stat.S_IMODE(os.stat(endpoint_dirs.pop()).st_mode) == 0o700
