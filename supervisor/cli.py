@@ -79,15 +79,20 @@ def main() -> None:
               help="Restart a worker that has not ended an interrupted cell by then.")
 @click.option("--max-message-size", default="1G", show_default=True, metavar="SIZE",
               help="Refuse inbound messages larger than this (an error reply when possible).")
+@click.option("--max-output-bytes", default=None, metavar="SIZE",
+              help="Per request, keep this much stream output (its head and its tail) and "
+              "say how much of the middle was left out.")
 def start(connection_file: Path, ip: str, log_level: str, log_format: str, boot_retries: int,
           max_backoff: float, restart_mode: str | None, preload: str, memory_limit: str | None,
-          cell_timeout: float | None, interrupt_timeout: float, max_message_size: str) -> None:
+          cell_timeout: float | None, interrupt_timeout: float, max_message_size: str,
+          max_output_bytes: str | None) -> None:
     """Start the kernel service on CONNECTION_FILE's sockets."""
     configure_logging(log_level, log_format)
     mode = RestartMode(restart_mode) if restart_mode else default_restart_mode(os.environ)
     try:
         limits = resolve_limits(memory_limit, cell_timeout, interrupt_timeout)
         max_size = parse_size(max_message_size)
+        max_output = parse_size(max_output_bytes) if max_output_bytes else None
     except ValueError as exc:
         click.echo(f"kernelsvc: error: size option: {exc}", err=True)
         sys.exit(2)
@@ -95,6 +100,7 @@ def start(connection_file: Path, ip: str, log_level: str, log_format: str, boot_
         restart_mode=mode,
         limits=limits,
         max_message_size=max_size,
+        max_output_bytes=max_output,
         preload=preload,
         connection_file=connection_file,
         ip=ip,

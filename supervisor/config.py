@@ -34,3 +34,4 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     preload: str = ""  # modules the fork server imports once, so restarts do not pay for them
     max_message_size: int = 2**30  # bytes; larger inbound messages are refused
+    max_output_bytes: int | None = None  # per request: head and tail kept, middle omitted

@@ -316,6 +316,7 @@ class Supervisor:
             "connection_info": self.info.to_dict(),
             "connection_file": str(self.config.connection_file.resolve()),
             "generation": self.generation,
+            "max_output_bytes": self.config.max_output_bytes,
         }
 
     def on_worker_ready(self, event: dict[str, Any]) -> None:

@@ -227,3 +227,24 @@ def test_worker_holds_no_public_socket_and_the_private_endpoint_is_0700(kernel, 
     endpoint_dirs = {os.path.dirname(path) for path in unix if path.endswith("/worker")}
     assert len(endpoint_dirs) == 1
     assert stat.S_IMODE(os.stat(endpoint_dirs.pop()).st_mode) == 0o700
+
+
+def test_max_output_bytes_keeps_head_and_tail(tmp_path):
+    from tests.helpers.kernel import start_kernel
+
+    kernel = start_kernel(tmp_path, "--max-output-bytes", "2000")
+    try:
+        kc = kernel.client()
+        kernel.remember_children()
+        reply, msgs = execute(kc, "for i in range(1000):\n    print(f'line {i:04d}')")
+        assert reply["content"]["status"] == "ok"
+        text = "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream")
+        assert text.startswith("line 0000\nline 0001\n")
+        assert text.endswith("line 0998\nline 0999\n")
+        assert "characters of output omitted here (--max-output-bytes 2000)" in text
+        assert len(text) < 2200
+        reply, msgs = execute(kc, "print('small')")  # the next request has a fresh budget
+        assert [m["content"]["text"] for m in msgs if m["msg_type"] == "stream"] == ["small\n"]
+        kc.stop_channels()
+    finally:
+        kernel.stop()

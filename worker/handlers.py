@@ -170,7 +170,7 @@ def handle(kernel: Kernel, shell: KernelShell, request: Request) -> tuple[dict |
         reply = run_handler(kernel, shell, request)
     except Exception as exc:  # a bug in a handler must still answer the request
         reply = None if request.msg_type in NO_REPLY else error_reply(exc)
-    kernel.flush_streams()
+    kernel.finish_output()
     abort = False
     if reply is not None:
         metadata = {"started": started, "dependencies_met": True, "engine": kernel.engine_id,

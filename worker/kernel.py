@@ -12,6 +12,7 @@ from jupyter_client.session import Session
 
 from kernelsvc.supervisor.protocol import Channel
 from kernelsvc.worker.link import Link
+from kernelsvc.worker.output_budget import OutputBudget
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Kernel:
         self.pid = os.getpid()
         self.engine_id = str(uuid.uuid4())
         self.last_stdin_msg_id: str | None = None
+        self.output_budget = OutputBudget(config.get("max_output_bytes"))
 
     @property
     def parent_header(self) -> dict[str, Any]:
@@ -101,3 +103,9 @@ class Kernel:
             queue_pending = getattr(stream, "queue_pending", None)
             if queue_pending is not None:
                 queue_pending()
+
+    def finish_output(self) -> None:
+        """End of a request: flush, then what the output budget held back (marker and tail)."""
+        self.flush_streams()
+        for name, text in self.output_budget.finish():
+            self.publish("stream", {"name": name, "text": text})

@@ -162,6 +162,7 @@ class OutStream(io.TextIOBase):
             self._parts.clear()
             self._size = 0
             self._flush_pending = False
+        text = self.kernel.output_budget.take(self.name, text) if text else text
         if text:
             self.kernel.publish("stream", {"name": self.name, "text": text})
 
