@@ -248,3 +248,25 @@ def test_max_output_bytes_keeps_head_and_tail(tmp_path):
         kc.stop_channels()
     finally:
         kernel.stop()
+
+
+@pytest.mark.parametrize("content", [b"not json", b"[1, 2, 3]"])
+def test_known_request_with_bad_content_gets_an_error_reply(kernel, kc, content):
+    info = json.loads(kernel.connection_file.read_text())
+    session = Session(key=info["key"].encode())
+    msg = session.msg("execute_request", {})
+    parts = [session.pack(msg["header"]), b"{}", b"{}", content]
+    frames = [b"<IDS|MSG>", session.sign(parts), *parts]
+    sock = raw_socket(kernel, "shell")
+    try:
+        sock.send_multipart(frames)
+        assert sock.poll(10_000)
+        while True:
+            reply = session.deserialize(session.feed_identities(sock.recv_multipart())[1])
+            if reply["msg_type"] == "execute_reply":
+                break
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["ename"] == "BadRequest"
+    finally:
+        sock.close(linger=0)
+    assert marker(kc) == "untouched"
