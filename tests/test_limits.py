@@ -10,7 +10,7 @@ from tests.helpers.kernel import collect_iopub, execute, get_reply, start_kernel
 pytestmark = pytest.mark.timeout(90)
 
 IGNORES_SIGINT = ("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-                  "while True:\n    pass")
+                  "print('ignoring', flush=True)\nwhile True:\n    pass")
 
 
 @pytest.fixture
@@ -34,6 +34,14 @@ def wait_for_input(kc, msg_id, timeout=10):
             return
 
 
+def wait_for_stream(kc, msg_id, text, timeout=10):
+    while True:
+        msg = kc.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream" \
+                and text in msg["content"]["text"]:
+            return
+
+
 def interrupt(kc) -> dict:
     request = kc.session.msg("interrupt_request", {})
     kc.control_channel.send(request)
@@ -52,7 +60,7 @@ def test_code_ignoring_sigint_is_restarted_after_the_grace_period(limited):
     kernel.remember_children()
     with HeartbeatMonitor(kernel.connection_file) as hb:
         msg_id = kc.execute(IGNORES_SIGINT)
-        wait_for_input(kc, msg_id)
+        wait_for_stream(kc, msg_id, "ignoring")  # SIGINT is ignored from here on
         assert interrupt(kc) == {"status": "ok", "action": "interrupted"}
         reply = get_reply(kc, msg_id, 30)
         assert_fresh(kernel, kc)
@@ -67,7 +75,7 @@ def test_a_second_interrupt_escalates_at_once(limited):
     kernel, kc = limited("--interrupt-timeout", "60")
     kernel.remember_children()
     msg_id = kc.execute(IGNORES_SIGINT)
-    wait_for_input(kc, msg_id)
+    wait_for_stream(kc, msg_id, "ignoring")
     assert interrupt(kc)["action"] == "interrupted"
     assert interrupt(kc)["action"] == "restarted"
     reply = get_reply(kc, msg_id, 20)  # long before the 60 s grace period

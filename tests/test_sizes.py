@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import zmq
 
 from tests.helpers.kernel import execute, get_reply, start_kernel
 
@@ -26,8 +29,15 @@ def test_a_message_over_the_limit_is_refused_with_an_error(tmp_path):
     kernel = start_kernel(tmp_path, "--max-message-size", "1M")
     try:
         kc = kernel.client()
-        kc.execute("x = '" + "a" * (2 * 2**20) + "'")  # one frame over the cap: dropped
-        reply, msgs = execute(kc, "'x' in dir()")  # the client reconnects; the kernel lives
+        oversized = kc.session.msg("execute_request", {"code": "x = '" + "a" * 2**21 + "'"})
+        info = json.loads(kernel.connection_file.read_text())
+        sock = zmq.Context.instance().socket(zmq.DEALER)  # libzmq drops this peer
+        sock.linger = 0
+        sock.connect(f"tcp://127.0.0.1:{info['shell_port']}")
+        sock.send_multipart(kc.session.serialize(oversized))
+        assert not sock.poll(500), "an oversized message was answered"
+        sock.close(linger=0)
+        reply, msgs = execute(kc, "'x' in dir()")  # other clients are untouched
         assert [m["content"]["data"]["text/plain"] for m in msgs
                 if m["msg_type"] == "execute_result"] == ["False"]
         content = {"code": "y = 1", "silent": False}

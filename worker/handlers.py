@@ -179,7 +179,7 @@ def handle(kernel: Kernel, shell: KernelShell, request: Request) -> tuple[dict |
         abort = (
             request.msg_type == MsgType.EXECUTE_REQUEST
             and reply["status"] == "error"
-            and bool(request.content.get("stop_on_error", True))
+            and bool((request.content or {}).get("stop_on_error", True))
         )
     kernel.status("idle")
     return reply, abort

@@ -32,8 +32,8 @@ def forget_pending() -> None:
 def enabled():
     """While user code runs: default_int_handler raises KeyboardInterrupt (adding no frame)."""
     global _pending
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
+    try:  # the handler is swapped inside the try, so the finally always swaps it back
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         if _pending:
             _pending = False
             raise KeyboardInterrupt

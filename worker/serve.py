@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Any
@@ -67,8 +68,14 @@ def serve(kernel: Kernel, shell: KernelShell, reader: Session) -> None:
             continue
         request = parse_request(reader, channel, payload)
         abort = False
-        if request.msg_type in HANDLERS:
-            _, abort = handle(kernel, shell, request)
+        try:
+            if request.msg_type in HANDLERS:
+                _, abort = handle(kernel, shell, request)
+        except KeyboardInterrupt:
+            pass  # an interrupt that landed between the cell and the reply: nothing to stop
+        except Exception:  # a bug of ours: log it for the operator, keep serving
+            logging.getLogger("kernelsvc.worker").exception("request_handling_failed")
+        interrupts.install()  # between requests an interrupt is only remembered
         interrupts.forget_pending()  # an interrupt for this request must not hit the next
 
         kernel.link.send_sys(SysEvent.DONE, msg_id=request.header["msg_id"], abort_queue=abort)
