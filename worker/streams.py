@@ -176,6 +176,7 @@ class FdCapture:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._lock = threading.Lock()
         self._nread = bytearray(4)
+        self.busy = False
         self._read, write = os.pipe2(os.O_CLOEXEC)
         os.set_blocking(self._read, False)
         os.dup2(write, fd)  # dup2 clears CLOEXEC on fd, so subprocesses inherit it
@@ -195,20 +196,29 @@ class FdCapture:
     def drain(self) -> bool:
         """Move what the pipe holds into the stream; False once the pipe is closed."""
         with self._lock:
-            while True:
-                try:
-                    data = os.read(self._read, 65536)
-                except BlockingIOError:
-                    return True
-                except OSError:
-                    return False
-                if not data:
-                    return False
-                text = self._decoder.decode(data)
-                if text:
-                    self.stream._append(text)
+            self.busy = True  # bytes may be out of the pipe but not yet in the stream
+            try:
+                return self._move()
+            finally:
+                self.busy = False
+
+    def _move(self) -> bool:
+        while True:
+            try:
+                data = os.read(self._read, 65536)
+            except BlockingIOError:
+                return True
+            except OSError:
+                return False
+            if not data:
+                return False
+            text = self._decoder.decode(data)
+            if text:
+                self.stream._append(text)
 
     def pending(self) -> bool:
-        """Does the pipe hold unread bytes? (one cheap ioctl, no read)"""
+        """Are there bytes written before now that the stream has not taken yet: still in
+        the pipe (one cheap ioctl), or read by the reader thread but not yet appended?"""
         fcntl.ioctl(self._read, termios.FIONREAD, self._nread)
-        return any(self._nread)
+        # In this order: bytes gone from the pipe are, until appended, marked busy.
+        return any(self._nread) or self.busy
