@@ -250,10 +250,13 @@ def test_shutdown_while_the_worker_is_still_starting(tmp_path):
         kernel.stop()
 
 
-def test_interrupt_sent_right_after_the_execute_is_not_lost(kc):
+def test_interrupt_that_lands_before_the_cell_starts_is_not_lost(kc):
+    """The worker says busy before IPython starts the cell: an interrupt sent at once
+    lands in that gap, and must still stop the cell when it starts."""
     for _ in range(3):
         msg_id = kc.execute(BUSY_LOOP)
-        kc.control_channel.send(kc.session.msg("interrupt_request", {}))  # no wait for busy
+        wait_busy(kc, msg_id)  # dispatched to the worker: the supervisor will signal it
+        kc.control_channel.send(kc.session.msg("interrupt_request", {}))
         reply = get_reply(kc, msg_id, 15)
         assert reply["content"]["ename"] == "KeyboardInterrupt"
     reply, _ = execute(kc, "1 + 1")
