@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from kernelsvc.supervisor.connection import (
     write_connection,
 )
 from kernelsvc.supervisor.errors import SupervisorError
+from kernelsvc.supervisor.health import check_health
 from kernelsvc.supervisor.heartbeat import Heartbeat
 from kernelsvc.supervisor.limits import parse_size, resolve_limits
 from kernelsvc.supervisor.logconfig import configure_logging
@@ -114,6 +116,22 @@ def start(connection_file: Path, ip: str, log_level: str, log_format: str, boot_
         click.echo(f"kernelsvc: error: {exc}", err=True)
         sys.exit(exc.exit_code)
     sys.exit(code)
+
+
+@main.command()
+@click.option("--connection-file", "-f", "connection_file", required=True,
+              type=click.Path(path_type=Path), help="The running kernel's connection file.")
+@click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds each check may take.")
+def health(connection_file: Path, timeout: float) -> None:
+    """Exit 0 if the heartbeat and a kernel_info request answer in time; print JSON status."""
+    try:
+        healthy, report = check_health(connection_file, timeout)
+    except SupervisorError as exc:
+        click.echo(f"kernelsvc: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    click.echo(json.dumps(report))
+    sys.exit(0 if healthy else 1)
 
 
 def serve(config: Config) -> int:

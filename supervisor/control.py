@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ def kernel_info(sup: Supervisor) -> dict[str, Any]:
         "generation": sup.generation,
         "worker_state": str(sup.lifecycle.state),
         "restarts": sup.generation - 1,
+        "uptime_s": round(time.monotonic() - sup.started, 1),
         "limits": sup.config.limits.describe(),
     }
     return info
