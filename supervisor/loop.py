@@ -34,6 +34,7 @@ from kernelsvc.supervisor.signals import SignalPipe
 from kernelsvc.supervisor.sockets import PublicSockets
 from kernelsvc.supervisor.spawner import Spawner
 from kernelsvc.supervisor.states import Lifecycle, WorkerState
+from kernelsvc.supervisor.systemd import Notifier
 from kernelsvc.supervisor.timers import Timers
 from kernelsvc.supervisor.watchdog import Watchdog
 from kernelsvc.supervisor.wire import Inbound, make_session, request_metadata
@@ -80,6 +81,7 @@ class Supervisor:
         self.kill_error: dict[str, Any] | None = None  # why we killed the worker, if we did
         self.watchdog = Watchdog(self, config.limits)
         self.rejections = clients.RejectionLog()
+        self.systemd = Notifier()
         self.input_pending = False  # an input_request is waiting for the frontend
         self.kernel_info_waiting: list[tuple[Inbound, zmq.Socket]] = []
         self.exit_code: int | None = None
@@ -96,10 +98,13 @@ class Supervisor:
             self._poller.register(sock, zmq.POLLIN)
         self._poller.register(self.signals.fileno(), zmq.POLLIN)
         self.spawn_worker()
+        if self.systemd.watchdog_interval:
+            self.timers.call_later(self.systemd.watchdog_interval, "watchdog", self.feed_watchdog)
         try:
             while self.exit_code is None:
                 self.poll_once()
         finally:
+            self.systemd.close()
             self.spawner.stop()
             self.signals.close()
             self.internal.close(linger=0)
@@ -334,6 +339,7 @@ class Supervisor:
             startup_ms=round(event.get("startup_ms", 0.0), 1),
         )
         self.outbox.status("idle")
+        self.systemd.ready(f"serving; worker {self.worker.pid} ready")
         self.watchdog.start_sampling()
         for request, sock in self.kernel_info_waiting:
             answer_kernel_info(self, request, sock)
@@ -374,6 +380,7 @@ class Supervisor:
             return
         self.stop_reason = reason
         log.info("stop_requested", reason=reason, restart=restart)
+        self.systemd.stopping()
         no_worker = (WorkerState.DEAD, WorkerState.BACKOFF, WorkerState.FATAL)
         unborn = self.lifecycle.is_(WorkerState.STARTING) and self.worker.pid is None
         if self.worker is None or self.lifecycle.is_(*no_worker) or unborn:
@@ -423,5 +430,13 @@ class Supervisor:
         return not self.lifecycle.is_(WorkerState.BUSY) and sys.stdin is not None \
             and sys.stdin.isatty()
 
+    def feed_watchdog(self) -> None:
+        """WATCHDOG=1 from the loop itself: if the loop hangs, systemd restarts us."""
+        self.systemd.watchdog()
+        self.timers.call_later(self.systemd.watchdog_interval, "watchdog", self.feed_watchdog)
+
     def _log_transition(self, old: WorkerState, new: WorkerState) -> None:
         log.debug("worker_state_changed", old=str(old), new=str(new), generation=self.generation)
+        if new in (WorkerState.STARTING, WorkerState.BACKOFF, WorkerState.FATAL) or \
+                (old is WorkerState.STARTING and new is WorkerState.IDLE):
+            self.systemd.status(f"worker {new} (generation {self.generation})")
