@@ -11,7 +11,7 @@ import click
 import structlog
 import zmq
 
-from kernelsvc.supervisor import __version__
+from kernelsvc.supervisor import __version__, kernelspec
 from kernelsvc.supervisor.config import Config, RestartMode, default_restart_mode
 from kernelsvc.supervisor.connection import (
     ConnectionInfo,
@@ -132,6 +132,26 @@ def health(connection_file: Path, timeout: float) -> None:
         sys.exit(exc.exit_code)
     click.echo(json.dumps(report))
     sys.exit(0 if healthy else 1)
+
+
+@main.command()
+@click.option("--user", is_flag=True, help="Install for the current user (~/.local/share/jupyter).")
+@click.option("--sys-prefix", is_flag=True, help="Install into sys.prefix (this virtualenv).")
+@click.option("--prefix", default=None, help="Install into PREFIX/share/jupyter/kernels.")
+@click.option("--name", default=kernelspec.DEFAULT_NAME, show_default=True)
+@click.option("--display-name", default=kernelspec.DEFAULT_DISPLAY_NAME, show_default=True)
+@click.option("--env", nargs=2, multiple=True, metavar="KEY VALUE",
+              help="An environment variable for the kernel (repeatable).")
+def install(user: bool, sys_prefix: bool, prefix: str | None, name: str, display_name: str,
+            env: tuple[tuple[str, str], ...]) -> None:
+    """Install a kernelspec so JupyterLab, nbclient and VS Code can launch kernelsvc."""
+    if sum([user, sys_prefix, prefix is not None]) > 1:
+        click.echo("kernelsvc: error: choose one of --user, --sys-prefix, --prefix", err=True)
+        sys.exit(2)
+    if sys_prefix:
+        prefix = sys.prefix
+    path = kernelspec.install(name, display_name, user=user, prefix=prefix, env=dict(env))
+    click.echo(f"Installed kernelspec {name} in {path}")
 
 
 def serve(config: Config) -> int:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from kernelsvc.supervisor.loop import Supervisor
 
 Handler = Callable[["Supervisor", Inbound], None]
+SHUTDOWN_TOPIC = b"kernelsvc.shutdown_reply"
 
 
 def kernel_info(sup: Supervisor) -> dict[str, Any]:
@@ -82,7 +83,8 @@ def on_shutdown(sup: Supervisor, request: Inbound) -> None:
     reply = {"status": "ok", "restart": restart}
     sup.outbox.reply_busy_idle(sup.sockets.control, request, reply)
     # ipykernel also publishes the reply on IOPub, so every client learns of the shutdown.
-    sup.outbox.publish(MsgType.SHUTDOWN_REPLY, reply, request.header)
+    # On a topic of its own, so the provisioner can subscribe to just this.
+    sup.outbox.publish(MsgType.SHUTDOWN_REPLY, reply, request.header, topic=SHUTDOWN_TOPIC)
     if restart and sup.config.restart_mode == RestartMode.IN_PLACE:
         sup.restart_in_place()
     else:
