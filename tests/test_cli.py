@@ -177,3 +177,26 @@ def test_bad_memory_limit_is_a_one_line_error(tmp_path):
     result = subprocess.run([*KERNELSVC, "start", "-f", str(path), "--memory-limit", "lots"],
                             capture_output=True, text=True, timeout=20)
     assert_one_line_error(result, "size option", "not a size")
+
+
+@pytest.mark.timeout(60)
+def test_every_log_line_is_json_including_library_warnings(tmp_path):
+    path = write_conn(tmp_path / "conn.json")
+    data = json.loads(path.read_text())
+    data["key"] = ""  # jupyter_client warns through stdlib logging; we warn too
+    path.write_text(json.dumps(data))
+    kernel = start_kernel(tmp_path, conn=path)
+    try:
+        kc = kernel.client()
+        kc.stop_channels()
+        kernel.proc.terminate()
+        assert kernel.proc.wait(timeout=10) == 0
+        lines = [line for line in kernel.stderr().splitlines() if line.strip()]
+        events = [json.loads(line) for line in lines]  # every line parses
+        names = {event["event"] for event in events}
+        assert {"kernel_listening", "worker_started", "signing_disabled"} <= names
+        assert any("signing is disabled" in event["event"] and event.get("logger")
+                   for event in events)
+        assert all(event.get("timestamp") and event.get("level") for event in events)
+    finally:
+        kernel.stop()
