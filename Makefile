@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONN ?= conn.json
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench dist install-kernelspec clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,18 +13,34 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+## run: set up, then start `kernelsvc start --connection-file conn.json` in the foreground
 run: $(STAMP)
 	@echo "kernelsvc: starting on $(CONN); connect from another terminal with:"
 	@echo "    $(VENV)/bin/jupyter console --existing $(abspath $(CONN))"
 	@echo "Ctrl-C interrupts a running cell; with no cell running it stops the service."
 	exec $(VENV)/bin/kernelsvc start --connection-file $(CONN)
 
+## test: set up, lint, run the whole suite
 test: $(STAMP)
-	$(VENV)/bin/ruff check supervisor worker tests
+	$(VENV)/bin/ruff check supervisor worker tests bench
 	$(PY) -m pytest
 
+## lint: ruff over the code, tests and benchmarks
 lint: $(STAMP)
-	$(VENV)/bin/ruff check supervisor worker tests
+	$(VENV)/bin/ruff check supervisor worker tests bench
+
+## bench: restart figures (bench/README.md)
+bench: $(STAMP)
+	$(PY) bench/restart.py 20
+	$(PY) bench/restart_manager.py 20
+
+## dist: build the wheel and sdist into dist/
+dist: $(STAMP)
+	$(PY) -m build --outdir dist .
+
+## install-kernelspec: a kernelspec for this venv's kernelsvc in the user's Jupyter dir
+install-kernelspec: $(STAMP)
+	$(VENV)/bin/kernelsvc install --user
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
