@@ -139,4 +139,7 @@ def worker_env() -> dict[str, str]:
     # Figures show inline in notebooks without %matplotlib inline, as users expect.
     env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     env["PYTHONUNBUFFERED"] = "1"
+    # systemd's notify socket and watchdog are the supervisor's, not the workers'.
+    for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        env.pop(name, None)
     return env
