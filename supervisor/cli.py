@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 import structlog
 import zmq
 
-from kernelsvc.supervisor import __version__, kernelspec
+from kernelsvc.supervisor import __version__, gateway, gateway_requests, kernelspec
 from kernelsvc.supervisor.config import Config, RestartMode, default_restart_mode
 from kernelsvc.supervisor.connection import (
     ConnectionInfo,
@@ -20,6 +21,7 @@ from kernelsvc.supervisor.connection import (
     write_connection,
 )
 from kernelsvc.supervisor.errors import SupervisorError
+from kernelsvc.supervisor.gateway import GatewayConfig, parse_port_range
 from kernelsvc.supervisor.health import check_health
 from kernelsvc.supervisor.heartbeat import Heartbeat
 from kernelsvc.supervisor.limits import parse_size, resolve_limits
@@ -84,10 +86,20 @@ def main() -> None:
 @click.option("--max-output-bytes", default=None, metavar="SIZE",
               help="Per request, keep this much stream output (its head and its tail) and "
               "say how much of the middle was left out.")
+@click.option("--gateway-response-address", default=None, metavar="HOST:PORT",
+              help="Enterprise Gateway mode: send the connection info here (encrypted).")
+@click.option("--gateway-public-key", default=None, metavar="B64",
+              help="Enterprise Gateway mode: the gateway's public key.")
+@click.option("--gateway-port-range", default=None, metavar="LOW..HIGH",
+              help="Enterprise Gateway mode: choose every port in this range.")
+@click.option("--gateway-kernel-id", default="", metavar="ID",
+              help="Enterprise Gateway mode: the kernel id to report.")
 def start(connection_file: Path, ip: str, log_level: str, log_format: str, boot_retries: int,
           max_backoff: float, restart_mode: str | None, preload: str, memory_limit: str | None,
           cell_timeout: float | None, interrupt_timeout: float, max_message_size: str,
-          max_output_bytes: str | None) -> None:
+          max_output_bytes: str | None, gateway_response_address: str | None,
+          gateway_public_key: str | None, gateway_port_range: str | None,
+          gateway_kernel_id: str) -> None:
     """Start the kernel service on CONNECTION_FILE's sockets."""
     configure_logging(log_level, log_format)
     mode = RestartMode(restart_mode) if restart_mode else default_restart_mode(os.environ)
@@ -111,6 +123,13 @@ def start(connection_file: Path, ip: str, log_level: str, log_format: str, boot_
         restart_policy=RestartPolicy(budget=boot_retries, max_delay=max_backoff),
     )
     try:
+        if gateway_response_address or gateway_public_key:
+            if not (gateway_response_address and gateway_public_key):
+                raise SupervisorError("gateway mode needs both --gateway-response-address "
+                                      "and --gateway-public-key")
+            config = replace(config, gateway=GatewayConfig(
+                response_address=gateway_response_address, public_key=gateway_public_key,
+                port_range=parse_port_range(gateway_port_range), kernel_id=gateway_kernel_id))
         code = serve(config)
     except SupervisorError as exc:
         click.echo(f"kernelsvc: error: {exc}", err=True)
@@ -164,17 +183,30 @@ def serve(config: Config) -> int:
         log.warning("signing_disabled", detail="the connection file has an empty key: anyone "
                     "who can reach these ports can run code as this user")
     ctx = zmq.Context()
-    sockets, info = bind_public(ctx, info, config.max_message_size)
+    port_range = config.gateway.port_range if config.gateway else (0, 0)
+    sockets, info = bind_public(ctx, info, config.max_message_size, port_range)
     if created:
         write_connection(path, info)
+    comm_port = None
+    if config.gateway is not None:
+        comm_port = gateway.open_comm_port(port_range)
+        gateway.announce(config.gateway, info.to_dict(), comm_port.getsockname()[1])
+        log.info("gateway_announced", response_address=config.gateway.response_address,
+                 comm_port=comm_port.getsockname()[1], kernel_id=config.gateway.kernel_id)
     heartbeat = Heartbeat(ctx, sockets.hb)
     heartbeat.start()
     private_dir = private_endpoint_dir()
     log.info("kernel_listening", connection_file=str(path), transport=info.transport, ip=info.ip,
              shell_port=info.shell_port, created=created, **config.limits.describe())
     try:
-        return Supervisor(config, info, ctx, sockets, private_dir).run()
+        supervisor = Supervisor(config, info, ctx, sockets, private_dir)
+        if comm_port is not None:
+            supervisor.watch_fd(comm_port.fileno(),
+                                lambda: gateway_requests.accept(supervisor, comm_port))
+        return supervisor.run()
     finally:
+        if comm_port is not None:
+            comm_port.close()
         heartbeat.stop()
         sockets.close(linger_ms=200)
         ctx.term()

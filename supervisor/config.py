@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from kernelsvc.supervisor.gateway import GatewayConfig
 from kernelsvc.supervisor.limits import Limits
 from kernelsvc.supervisor.restart_policy import RestartPolicy
 
@@ -35,3 +36,4 @@ class Config:
     preload: str = ""  # modules the fork server imports once, so restarts do not pay for them
     max_message_size: int = 2**30  # bytes; larger inbound messages are refused
     max_output_bytes: int | None = None  # per request: head and tail kept, middle omitted
+    gateway: GatewayConfig | None = None  # Enterprise Gateway launcher mode

@@ -88,6 +88,7 @@ class Supervisor:
         self.started = time.monotonic()
         self.timers = Timers()
         self._routes = self._routes_in_order()
+        self._fd_callbacks: dict[int, Callable[[], None]] = {}
 
     # ------------------------------------------------------------------ running
 
@@ -127,6 +128,9 @@ class Supervisor:
             self.handle_signals()
         if not self.spawner.fds().isdisjoint(events):
             self.spawner.handle(events)
+        for fd, callback in list(self._fd_callbacks.items()):
+            if fd in events:
+                callback()
         # The worker link first (replies and output drain before new requests start), then
         # shell before control: an interrupt that arrived with the execute it targets finds
         # that execute already running.
@@ -134,6 +138,11 @@ class Supervisor:
             if sock in events:
                 self.drain(sock, name, handle)
         self.timers.run_due()
+
+    def watch_fd(self, fd: int, callback: Callable[[], None]) -> None:
+        """Call ``callback`` from the loop whenever ``fd`` is readable (e.g. a gateway port)."""
+        self._fd_callbacks[fd] = callback
+        self._poller.register(fd, zmq.POLLIN)
 
     @staticmethod
     def drain(

@@ -39,7 +39,8 @@ class PublicSockets:
 
 
 def bind_public(
-    ctx: zmq.Context, info: ConnectionInfo, max_message_size: int = -1
+    ctx: zmq.Context, info: ConnectionInfo, max_message_size: int = -1,
+    port_range: tuple[int, int] = (0, 0),
 ) -> tuple[PublicSockets, ConnectionInfo]:
     """Bind every public socket; ports of 0 are chosen here. Returns the real ports."""
     bound: dict[str, zmq.Socket] = {}
@@ -50,7 +51,7 @@ def bind_public(
             sock.linger = 0
             bound[name] = sock
             _configure(sock, name, max_message_size)
-            ports[name] = _bind(sock, info, getattr(info, name))
+            ports[name] = _bind(sock, info, getattr(info, name), port_range)
     except BindError:
         for sock in bound.values():
             sock.close(linger=0)
@@ -75,14 +76,20 @@ def _configure(sock: zmq.Socket, name: str, max_message_size: int) -> None:
         sock.router_handover = 1  # a reconnecting client with the same identity takes over
 
 
-def _bind(sock: zmq.Socket, info: ConnectionInfo, port: int) -> int:
+def _bind(sock: zmq.Socket, info: ConnectionInfo, port: int,
+          port_range: tuple[int, int] = (0, 0)) -> int:
     try:
+        if info.transport == "tcp" and port == 0 and port_range != (0, 0):
+            low, high = port_range  # a gateway's allowed range
+            return sock.bind_to_random_port(f"tcp://{info.ip}", low, high + 1, max_tries=200)
         if info.transport == "tcp" and port == 0:
             return sock.bind_to_random_port(f"tcp://{info.ip}")
         if info.transport == "ipc" and port == 0:
             port = _free_ipc_port(info.ip)
         sock.bind(info.endpoint(port))
         return port
+    except zmq.ZMQBindError:
+        raise BindError(f"no free port in {port_range[0]}..{port_range[1]}") from None
     except zmq.ZMQError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise BindError(f"cannot bind {info.endpoint(port)}: address already in use") from None

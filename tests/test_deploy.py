@@ -179,6 +179,7 @@ HEALTH = ["kernelsvc", "health", "--connection-file", "/etc/kernelsvc/conn.json"
 EG_KEYWORDS = {  # what Enterprise Gateway's launch_kubernetes.py always provides
     "kernel_pod_name": "alice-0f4e", "kernel_namespace": "jupyter", "kernel_id": "0f4e",
     "kernel_service_account_name": "default", "kernel_image": "kernelsvc:0.1.0",
+    "response_address": "10.0.0.5:8877", "public_key": "TUlJQklq", "port_range": "40000..41000",
 }
 EG_OPTIONAL = {  # KERNEL_* variables a client may add
     "kernel_uid": 1001, "kernel_gid": 100, "kernel_cpus": "1", "kernel_memory": "2Gi",
@@ -284,6 +285,11 @@ def test_enterprise_gateway_pod_template_renders_valid_pods(tmp_path, optional):
     (container,) = pod["spec"]["containers"]
     assert container["image"] == keywords["kernel_image"]
     assert container["command"][1:3] == ["start", "--connection-file"]
+    args = container["command"]
+    for flag, key in (("--gateway-response-address", "response_address"),
+                      ("--gateway-public-key", "public_key"),
+                      ("--gateway-port-range", "port_range"), ("--gateway-kernel-id", "kernel_id")):
+        assert args[args.index(flag) + 1] == keywords[key]  # the handshake EG waits for
     assert container["readinessProbe"]["exec"]["command"][1] == "health"
     limits = container["resources"]["limits"]
     assert limits["memory"] == (keywords.get("kernel_memory_limit") or "4Gi")
