@@ -123,13 +123,15 @@ def test_get_connection_info_is_public_file(kc, kernel):
     _, msgs = run(kc, (
         "import json\n"
         "from kernelsvc.worker import get_connection_info, get_connection_file\n"
+        "info = get_connection_info()\n"
         "print(json.dumps({'unpacked': get_connection_info(unpack=True),\n"
-        "                  'text': get_connection_info(),\n"
+        "                  'text': str(info), 'ip': info['ip'],\n"
         "                  'file': get_connection_file()}))"
     ))
     seen = json.loads(stdout(msgs))
     assert seen["unpacked"] == on_disk
-    assert json.loads(seen["text"]) == on_disk
+    assert json.loads(seen["text"]) == on_disk  # prints as ipykernel's JSON text
+    assert seen["ip"] == on_disk["ip"]  # and indexes as the seed documents show
     assert seen["file"] == str(kernel.connection_file.resolve())
     # the ports and key the test client used
     assert seen["unpacked"]["shell_port"] == kc.shell_port

@@ -26,19 +26,31 @@ def configure(connection_file: str, connection_info: dict[str, Any]) -> None:
     _connection_info = dict(connection_info)
 
 
-def get_connection_file() -> str:
-    """The path of the connection file clients use to reach this kernel."""
-    if _connection_file is None:
-        raise RuntimeError("not running inside a kernelsvc kernel")
+class ConnectionInfo(dict):
+    """The connection info as a dict (``info['ip']``) that prints as the JSON text
+    ipykernel's ``get_connection_info()`` returns."""
+
+    def __str__(self) -> str:
+        return json.dumps(dict(self), indent=2)
+
+
+def get_connection_file() -> str | None:
+    """The path of the connection file clients use to reach this kernel (None outside one)."""
     return _connection_file
 
 
-def get_connection_info(unpack: bool = False) -> str | dict[str, Any]:
-    """The public connection info: a JSON string, or a dict when ``unpack`` is true."""
-    if _connection_info is None:
+def get_connection_info(connection_file: str | None = None,
+                        unpack: bool = False) -> ConnectionInfo | dict[str, Any]:
+    """The public connection info (what a second client needs): a dict that prints as JSON,
+    or a plain dict with ``unpack=True``. ``connection_file`` reads another kernel's file."""
+    if connection_file is not None:
+        with open(connection_file) as f:
+            info = json.load(f)
+    elif _connection_info is None:
         raise RuntimeError("not running inside a kernelsvc kernel")
-    info = dict(_connection_info)
-    return info if unpack else json.dumps(info, indent=2)
+    else:
+        info = dict(_connection_info)
+    return dict(info) if unpack else ConnectionInfo(info)
 
 
 def connect_qtconsole(argv: list[str] | None = None, **kwargs: Any) -> subprocess.Popen:
@@ -49,6 +61,8 @@ def connect_qtconsole(argv: list[str] | None = None, **kwargs: Any) -> subproces
         raise ImportError(
             "connect_qtconsole needs qtconsole: pip install qtconsole"
         ) from None
+    if isinstance(argv, str):
+        argv = argv.split()
     cmd = [sys.executable, "-m", "qtconsole", "--existing", get_connection_file(), *(argv or [])]
     return subprocess.Popen(cmd, start_new_session=True, **kwargs)
 
