@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from kernelsvc.supervisor.control import answer_kernel_info
 from kernelsvc.supervisor.crash_report import crash_error
-from kernelsvc.supervisor.protocol import NO_REPLY, MsgType
+from kernelsvc.supervisor.protocol import NO_REPLY, ExecutionState, MsgType
 from kernelsvc.supervisor.wire import Inbound, unpack_content
 from kernelsvc.supervisor.worker_handle import ExitInfo
 
@@ -34,7 +34,7 @@ def answer_dead_request(
         if request.msg_type == MsgType.EXECUTE_REQUEST:
             sup.outbox.publish("error", error, request.header)
         sup.outbox.reply(sup.sockets.shell, request, {"status": "error", **error})
-    sup.outbox.status("idle", request.header)
+    sup.outbox.status(ExecutionState.IDLE, request.header)
     content = unpack_content(sup.session, request)
     if request.msg_type == MsgType.EXECUTE_REQUEST and content.get("stop_on_error", True):
         abort_queued_executes(sup)
@@ -64,8 +64,8 @@ def fail_everything(sup: Supervisor, why: str) -> None:
 
 def abort_queued_executes(sup: Supervisor, among_first: int | None = None) -> None:
     for request in sup.queue.take_queued_executes(among_first):
-        sup.outbox.status("busy", request.header)
+        sup.outbox.status(ExecutionState.BUSY, request.header)
         sup.outbox.reply(
             sup.sockets.shell, request, {"status": "aborted"}, metadata={"status": "aborted"}
         )
-        sup.outbox.status("idle", request.header)
+        sup.outbox.status(ExecutionState.IDLE, request.header)

@@ -26,6 +26,7 @@ from kernelsvc.supervisor.outbox import Outbox
 from kernelsvc.supervisor.protocol import (
     NO_REPLY,
     Channel,
+    ExecutionState,
     SysEvent,
 )
 from kernelsvc.supervisor.relay import ShellQueue
@@ -89,6 +90,9 @@ class Supervisor:
         self.timers = Timers()
         self._routes = self._routes_in_order()
         self._fd_callbacks: dict[int, Callable[[], None]] = {}
+        self._relay_to = {Channel.IOPUB.frame: sockets.iopub, Channel.SHELL.frame: sockets.shell,
+                          Channel.STDIN.frame: sockets.stdin,
+                          Channel.CONTROL.frame: sockets.control}
 
     # ------------------------------------------------------------------ running
 
@@ -164,7 +168,7 @@ class Supervisor:
     def spawn_worker(self) -> None:
         self.generation += 1
         self.lifecycle.to(WorkerState.STARTING)
-        self.outbox.status("starting")
+        self.outbox.status(ExecutionState.STARTING)
         self.worker = self.spawner.spawn(self.generation)
         self.timers.call_later(self.config.worker_boot_timeout, "boot", self.on_boot_timeout)
         log.info("worker_requested", generation=self.generation)
@@ -228,7 +232,7 @@ class Supervisor:
         if was is WorkerState.STARTING:
             self.on_boot_failure(exit_info)
             return
-        self.outbox.status("restarting")
+        self.outbox.status(ExecutionState.RESTARTING)
         self.spawn_worker()
 
     def on_forkserver_exit(self, exit_info: ExitInfo, stderr_lines: list[str]) -> None:
@@ -252,7 +256,7 @@ class Supervisor:
         if self.boot.exhausted:
             if not self.lifecycle.is_(WorkerState.FATAL):
                 self.lifecycle.to(WorkerState.FATAL)
-                self.outbox.status("dead")
+                self.outbox.status(ExecutionState.DEAD)
                 log.error("service_dead", attempts=self.boot.count)
             casualties.fail_everything(self, self.boot.last_reason)
         else:
@@ -292,20 +296,18 @@ class Supervisor:
         if len(frames) < 3 or frames[0] != self.worker_identity:
             return  # a previous generation's last words, or junk
         channel = frames[1]
-        if channel == b"iopub":
-            self.sockets.iopub.send_multipart(frames[2:], copy=False)
-        elif channel == b"shell":
-            self.queue.note_reply()  # one request runs at a time: this is its reply
-            self.sockets.shell.send_multipart(frames[2:], copy=False)
-        elif channel == b"stdin":
-            self.input_pending = True
-            self.sockets.stdin.send_multipart(frames[2:], copy=False)
-        elif channel == b"control":
-            self.sockets.control.send_multipart(frames[2:], copy=False)
-        elif channel == b"sys":
+        if channel == Channel.SYS.frame:
             event = json.loads(frames[2])
             if isinstance(event, dict):
                 self.on_sys(event)
+            return
+        if channel == Channel.SHELL.frame:
+            self.queue.note_reply()  # one request runs at a time: this is its reply
+        elif channel == Channel.STDIN.frame:
+            self.input_pending = True
+        sock = self._relay_to.get(channel)
+        if sock is not None:
+            sock.send_multipart(frames[2:], copy=False)  # relayed as the worker signed it
 
     def on_sys(self, event: dict[str, Any]) -> None:
         if self.lifecycle.is_(WorkerState.STOPPING):
@@ -347,7 +349,7 @@ class Supervisor:
             generation=self.generation,
             startup_ms=round(event.get("startup_ms", 0.0), 1),
         )
-        self.outbox.status("idle")
+        self.outbox.status(ExecutionState.IDLE)
         self.systemd.ready(f"serving; worker {self.worker.pid} ready")
         self.watchdog.start_sampling()
         for request, sock in self.kernel_info_waiting:
@@ -416,7 +418,7 @@ class Supervisor:
                      "traceback": []}
             self.outbox.reply(self.sockets.shell, running, {"status": "error", **error})
         if running is not None:
-            self.outbox.status("idle", running.header)
+            self.outbox.status(ExecutionState.IDLE, running.header)
         casualties.fail_everything(self, "the kernel is shutting down")
         self.exit_code = 0
 

@@ -7,7 +7,7 @@ from typing import Any
 import zmq
 from jupyter_client.session import Session
 
-from kernelsvc.supervisor.protocol import MsgType, reply_type
+from kernelsvc.supervisor.protocol import ExecutionState, MsgType, reply_type
 from kernelsvc.supervisor.wire import Inbound
 
 
@@ -59,6 +59,6 @@ class Outbox:
 
     def reply_busy_idle(self, sock: zmq.Socket, request: Inbound, content: dict[str, Any]) -> None:
         """busy, reply, idle: what every client expects around a request."""
-        self.status("busy", request.header)
+        self.status(ExecutionState.BUSY, request.header)
         self.reply(sock, request, content)
-        self.status("idle", request.header)
+        self.status(ExecutionState.IDLE, request.header)

@@ -44,6 +44,16 @@ class SysEvent(StrEnum):
     COMM_CLOSED = "comm_closed"
 
 
+class ExecutionState(StrEnum):
+    """IOPub ``status`` values (``dead`` is what a kernel with no possible worker shows)."""
+
+    STARTING = "starting"
+    BUSY = "busy"
+    IDLE = "idle"
+    RESTARTING = "restarting"
+    DEAD = "dead"
+
+
 class MsgType(StrEnum):
     EXECUTE_REQUEST = "execute_request"
     EXECUTE_REPLY = "execute_reply"

@@ -10,7 +10,7 @@ from IPython.core.completer import provisionalcompleter, rectify_completions
 from IPython.core.interactiveshell import ExecutionResult
 from IPython.utils.tokenutil import token_at_cursor
 
-from kernelsvc.supervisor.protocol import NO_REPLY, MsgType
+from kernelsvc.supervisor.protocol import NO_REPLY, ExecutionState, MsgType
 from kernelsvc.worker import comms, interrupts
 from kernelsvc.worker.kernel import Kernel, Request
 from kernelsvc.worker.shell import KernelShell
@@ -164,7 +164,7 @@ HANDLERS: dict[str, Handler] = {
 def handle(kernel: Kernel, shell: KernelShell, request: Request) -> tuple[dict | None, bool]:
     """Run one request with busy/idle around it. Returns (reply content, abort the queue)."""
     kernel.parent = request
-    kernel.status("busy")
+    kernel.status(ExecutionState.BUSY)
     started = datetime.now(UTC)
     try:
         reply = run_handler(kernel, shell, request)
@@ -181,7 +181,7 @@ def handle(kernel: Kernel, shell: KernelShell, request: Request) -> tuple[dict |
             and reply["status"] == "error"
             and bool((request.content or {}).get("stop_on_error", True))
         )
-    kernel.status("idle")
+    kernel.status(ExecutionState.IDLE)
     return reply, abort
 
 
