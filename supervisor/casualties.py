@@ -31,9 +31,12 @@ def answer_dead_request(
 ) -> None:
     """Exactly one reply per request: only send one if the worker had not."""
     if not replied and request.msg_type not in NO_REPLY:
+        reply = {"status": "error", **error}
         if request.msg_type == MsgType.EXECUTE_REQUEST:
             sup.outbox.publish("error", error, request.header)
-        sup.outbox.reply(sup.sockets.shell, request, {"status": "error", **error})
+            if sup.running_count is not None:  # so the frontend numbers the cell's prompt
+                reply["execution_count"] = sup.running_count
+        sup.outbox.reply(sup.sockets.shell, request, reply)
     sup.outbox.status(ExecutionState.IDLE, request.header)
     content = unpack_content(sup.session, request)
     if request.msg_type == MsgType.EXECUTE_REQUEST and content.get("stop_on_error", True):

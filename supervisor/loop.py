@@ -24,6 +24,7 @@ from kernelsvc.supervisor.control import (
 from kernelsvc.supervisor.crash_report import boot_failure_reason
 from kernelsvc.supervisor.outbox import Outbox
 from kernelsvc.supervisor.protocol import (
+    DELIM,
     NO_REPLY,
     Channel,
     ExecutionState,
@@ -80,6 +81,7 @@ class Supervisor:
         self.queued_at_restart = 0
         self.stop_reason: str | None = None  # set once the service is stopping
         self.kill_error: dict[str, Any] | None = None  # why we killed the worker, if we did
+        self.running_count: int | None = None  # execute_input's count for the running cell
         self.watchdog = Watchdog(self, config.limits)
         self.rejections = clients.RejectionLog()
         self.systemd = Notifier()
@@ -194,6 +196,9 @@ class Supervisor:
         """The reaper collected our worker: answer for it, then replace it (or stop)."""
         if worker is not self.worker:
             return
+        # Its last words first: output and execute_input it sent before dying are queued
+        # on our link, and belong before the error we are about to publish.
+        self.drain(self.internal, "worker", self.on_worker_frames, limit=100_000)
         if exit_info.signal == signal.SIGKILL and self.kill_error is None \
                 and self.watchdog.near_limit():
             exit_info = replace(exit_info, likely_oom=True)  # not ours: the OOM killer's
@@ -232,7 +237,8 @@ class Supervisor:
         if was is WorkerState.STARTING:
             self.on_boot_failure(exit_info)
             return
-        self.outbox.status(ExecutionState.RESTARTING)
+        # No IOPub "restarting" here: JupyterLab reads it as the kernel itself dying (a
+        # "kernel died" dialog, dropped requests and comms); "starting" then "idle" says enough.
         self.spawn_worker()
 
     def on_forkserver_exit(self, exit_info: ExitInfo, stderr_lines: list[str]) -> None:
@@ -303,11 +309,22 @@ class Supervisor:
             return
         if channel == Channel.SHELL.frame:
             self.queue.note_reply()  # one request runs at a time: this is its reply
+        elif channel == Channel.IOPUB.frame and frames[2].endswith(b".execute_input"):
+            self.note_execution_count(frames)
         elif channel == Channel.STDIN.frame:
             self.input_pending = True
         sock = self._relay_to.get(channel)
         if sock is not None:
             sock.send_multipart(frames[2:], copy=False)  # relayed as the worker signed it
+
+    def note_execution_count(self, frames: list[bytes]) -> None:
+        """The count the running cell was given, for its reply if the worker dies in it."""
+        try:
+            delimiter = frames.index(DELIM, 2)  # [id, channel, topic, DELIM, sig, h, p, m, c]
+            content = self.session.unpack(frames[delimiter + 5])
+            self.running_count = int(content["execution_count"])
+        except (ValueError, KeyError, TypeError, IndexError):
+            self.running_count = None
 
     def on_sys(self, event: dict[str, Any]) -> None:
         if self.lifecycle.is_(WorkerState.STOPPING):
@@ -378,6 +395,7 @@ class Supervisor:
         if request is None:
             return
         self.lifecycle.to(WorkerState.BUSY)
+        self.running_count = None
         self.send_to_worker(Channel.SHELL, request.wire())
         self.watchdog.on_dispatch(request, request_metadata(self.session, request))
 

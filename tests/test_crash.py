@@ -66,6 +66,8 @@ def crash_case(kernel, kc, code, expect_evalue, expect_in_traceback=()):
     assert hb.missed == 0 and hb.answered > 0
     content = reply["content"]
     assert content["status"] == "error" and content["ename"] == "WorkerDied"
+    inputs = [m["content"]["execution_count"] for m in msgs if m["msg_type"] == "execute_input"]
+    assert content["execution_count"] == inputs[0]  # the prompt gets its number
     assert expect_evalue in content["evalue"]
     errors = [m["content"] for m in msgs if m["msg_type"] == "error"]
     assert len(errors) == 1 and errors[0]["ename"] == "WorkerDied"
@@ -73,7 +75,8 @@ def crash_case(kernel, kc, code, expect_evalue, expect_in_traceback=()):
     for fragment in expect_in_traceback:
         assert fragment in traceback
     assert msgs[-1]["content"] == {"execution_state": "idle"}
-    assert statuses[0] == "restarting" and statuses[-2:] == ["starting", "idle"]
+    assert "restarting" not in statuses  # JupyterLab would show a "kernel died" dialog
+    assert statuses[-2:] == ["starting", "idle"]
     assert no_more_shell_replies(kc)
     assert not psutil.pid_exists(old) or psutil.Process(old).status() == psutil.STATUS_ZOMBIE
 
@@ -104,7 +107,7 @@ def test_sigkill_from_outside_while_idle(kernel, kc):
     kernel.remember_children()
     with HeartbeatMonitor(kernel.connection_file) as hb:
         os.kill(old, signal.SIGKILL)
-        assert statuses_until_idle_without_parent(kc)[0] == "restarting"
+        assert statuses_until_idle_without_parent(kc) == ["starting", "idle"]
         assert_fresh_and_usable(kernel, kc, old)
     assert hb.missed == 0
     assert no_more_shell_replies(kc)
@@ -201,3 +204,16 @@ def test_open_comms_are_closed_and_pending_input_cancelled(kernel, kc):
     assert no_more_shell_replies(kc)
     log = kernel.stderr()
     assert '"msg_type": "input_reply"' in log and "message_dropped" in log
+
+
+def test_output_printed_just_before_the_crash_is_not_lost(kernel, kc):
+    kernel.remember_children()
+    msg_id = kc.execute("import sys, os\nprint('last words')\nsys.stdout.flush()\nos._exit(1)")
+    get_reply(kc, msg_id, 30)
+    msgs = collect_iopub(kc, msg_id, 30)
+    kinds = [m["msg_type"] for m in msgs]
+    texts = [m["content"]["text"] for m in msgs if m["msg_type"] == "stream"]
+    assert texts == ["last words\n"]
+    assert kinds.index("stream") < kinds.index("error")
+    statuses_until_idle_without_parent(kc)
+    kernel.remember_children()

@@ -26,6 +26,9 @@ def execute(kernel: Kernel, shell: KernelShell, request: Request) -> dict[str, A
     store_history = bool(content.get("store_history", not silent))
     if not silent:
         kernel.publish("execute_input", {"code": code, "execution_count": shell.execution_count})
+        # Out before user code runs: if the cell kills the worker, the supervisor still
+        # knows the cell's number (and the frontend saw it start).
+        kernel.link.flush(timeout=1.0)
     shell._last_error = None
     result = None
     try:
