@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONN ?= conn.json
 
-.PHONY: run test lint bench dist install-kernelspec clean
+.PHONY: run test lint bench dist install-kernelspec e2e e2e-deps clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,17 @@ dist: $(STAMP)
 ## install-kernelspec: a kernelspec for this venv's kernelsvc in the user's Jupyter dir
 install-kernelspec: $(STAMP)
 	$(VENV)/bin/kernelsvc install --user
+
+## e2e-deps: Debian's chromium and chromium-driver, installed when missing (no downloads)
+e2e-deps:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; fi
+
+## e2e: kernelsvc in JupyterLab, in headless Chromium (tests/e2e/README.md)
+e2e: $(STAMP) e2e-deps
+	$(PY) -m pip install --quiet 'jupyterlab>=4.6,<5' 'selenium>=4.20'
+	KERNELSVC_E2E_REQUIRED=1 $(PY) -m pytest tests/e2e -q
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
