@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -31,17 +32,17 @@ from kernels import KINDS, Kernel, Procs, install_specs, isolate_env
 
 # scenario: (repetitions quick, default, per-run timeout s)
 PLAN = {
-    "launch": (3, 10, 120),
-    "round_trips": (1, 3, 120),
-    "pipelined": (2, 5, 120),
-    "print_20mb": (1, 3, 300),
-    "display_10mb": (2, 5, 120),
-    "interrupt_message": (3, 10, 60),
-    "interrupt_signal": (3, 10, 60),
+    "launch": (3, 15, 120),
+    "round_trips": (1, 4, 120),
+    "pipelined": (2, 6, 120),
+    "print_20mb": (1, 4, 300),
+    "display_10mb": (2, 8, 120),
+    "interrupt_message": (3, 15, 60),
+    "interrupt_signal": (3, 15, 60),
     "sigint_ignored": (1, 3, 120),
-    "restart": (4, 10, 120),
-    "crash_exit": (2, 5, 120),
-    "crash_segv": (2, 5, 120),
+    "restart": (4, 15, 120),
+    "crash_exit": (2, 6, 120),
+    "crash_segv": (2, 6, 120),
 }
 
 
@@ -58,6 +59,7 @@ class Bench:
         self.ctx = ctx
         self.kernels: dict[str, Kernel] = {}
         self.runs: dict[str, dict[str, dict]] = {}
+        self.load: dict[str, float] = {}  # 1-minute load average as each scenario began
 
     def record(self, scenario: str, kind: str, sample=None, error: str | None = None) -> None:
         run = self.runs.setdefault(scenario, {}).setdefault(
@@ -113,7 +115,7 @@ class Bench:
         try:
             sample = await asyncio.wait_for(fn(), timeout)
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc or f'no result within {timeout} s'}"
             log(f"  FAIL {scenario} {kind}: {error}")
             self.ctx.log.write(f"\n--- FAIL {scenario} {kind}\n{traceback.format_exc()}\n")
             self.ctx.log.flush()
@@ -136,7 +138,8 @@ class Bench:
                     await self.start(kind)
             if scenario == "print_20mb":
                 self.ctx.expected = sc.expected_print()
-            log(scenario)
+            self.load[scenario] = round(os.getloadavg()[0], 2)
+            log(f"{scenario} (load average {self.load[scenario]})")
             for rep in range(reps_quick if quick else reps):
                 for kind in order(rep):
                     await self.once(scenario, kind, timeout)
@@ -193,6 +196,7 @@ async def amain(args: argparse.Namespace) -> int:
                                              "pyzmq", "ipython", "tornado")},
         "load_before": load_before,
         "load_after": [round(x, 2) for x in os.getloadavg()],
+        "load_by_scenario": bench.load,
         "duration_s": time.monotonic() - started,
         "never_bound_s": never_bound,
         "interrupt_timeout_s": grace,
@@ -212,7 +216,6 @@ async def amain(args: argparse.Namespace) -> int:
             "(kernelsvc: the supervisor's)",
             "the machine was shared with other jobs while this ran: see the load average",
         ],
-        "kernel_log": str(tmp / "kernels.log"),
     }
     (out / "results.json").write_text(json.dumps(
         {"meta": meta, "figures": figures, "runs": bench.runs}, indent=1, default=str))
@@ -224,13 +227,18 @@ async def amain(args: argparse.Namespace) -> int:
     print(report.markdown(figures, meta))
     failed = any(run["failures"] for kinds in bench.runs.values() for run in kinds.values())
     if args.keep_tmp or failed:
-        log(f"kernel logs kept in {tmp / 'kernels.log'}")
+        log(f"kernels' stdout/stderr kept in {tmp / 'kernels.log'}")
     else:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
+def _interrupted(signum, frame) -> None:
+    raise KeyboardInterrupt  # so the finally blocks kill every kernel process by pid
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupted)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (< 5 min)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))

@@ -176,6 +176,8 @@ class Kernel:
         return proc.pid if proc is not None else None
 
     def tree(self) -> list[psutil.Process]:
+        if self.pid is None:
+            return []
         root = psutil.Process(self.pid)
         return [root, *root.children(recursive=True)]
 
@@ -201,11 +203,21 @@ class Kernel:
             except Exception:
                 pass
         self.streams = {}
+        try:
+            tree = self.tree()
+        except psutil.Error:
+            tree = []
         self.track()
         try:
             await asyncio.wait_for(self.km.shutdown_kernel(now=True), 20)
         except Exception:
             pass
+        for proc in tree:  # what the manager's kill left behind (workers die by PDEATHSIG)
+            try:
+                if proc.is_running():
+                    proc.kill()
+            except psutil.Error:
+                pass
         for fut in [f for _, f in self.waiters if not f.done()]:
             fut.cancel()
         self.waiters.clear()
