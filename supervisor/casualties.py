@@ -39,7 +39,11 @@ def answer_dead_request(
         sup.outbox.reply(sup.sockets.shell, request, reply)
     sup.outbox.status(ExecutionState.IDLE, request.header)
     content = unpack_content(sup.session, request)
-    if request.msg_type == MsgType.EXECUTE_REQUEST and content.get("stop_on_error", True):
+    # stop_on_error only for a cell that died unanswered; a cell that had already replied
+    # (its worker died between the reply and "done") errored nothing, and a restart drops
+    # exactly what was queued before it, not what came after.
+    if not replied and not sup.restart_requested and request.msg_type == \
+            MsgType.EXECUTE_REQUEST and content.get("stop_on_error", True):
         abort_queued_executes(sup)
 
 
