@@ -106,4 +106,3 @@ def reply_type(request_type: str) -> str:
 class ExitCode(IntEnum):
     OK = 0
     USAGE = 2  # bad connection file, port in use: a clear one-line error
-    WORKER_BOOT_ERROR = 3  # the worker could not build its shell

@@ -11,7 +11,13 @@ import psutil
 import pytest
 
 from tests.helpers.heartbeat import HeartbeatMonitor
-from tests.helpers.kernel import collect_iopub, execute, get_reply
+from tests.helpers.kernel import (
+    alive,
+    collect_iopub,
+    execute,
+    get_reply,
+    kernel_statuses_until_idle,
+)
 from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -29,16 +35,6 @@ def no_more_shell_replies(kc, window: float = 0.3) -> bool:
     raise AssertionError(f"unexpected extra reply: {extra['msg_type']} "
                          f"to {extra['parent_header'].get('msg_id')}")
 
-
-def statuses_until_idle_without_parent(kc, timeout=30) -> list[str]:
-    """Kernel-wide statuses (no parent) until the new worker's idle."""
-    seen = []
-    while True:
-        msg = kc.get_iopub_msg(timeout=timeout)
-        if msg["msg_type"] == "status" and not msg["parent_header"]:
-            seen.append(msg["content"]["execution_state"])
-            if seen[-1] == "idle":
-                return seen
 
 
 def assert_fresh_and_usable(kernel, kc, old_pid):
@@ -61,7 +57,7 @@ def crash_case(kernel, kc, code, expect_evalue, expect_in_traceback=()):
         msg_id = kc.execute(code)
         reply = get_reply(kc, msg_id, 30)
         msgs = collect_iopub(kc, msg_id, 30)
-        statuses = statuses_until_idle_without_parent(kc)
+        statuses = kernel_statuses_until_idle(kc)
         assert_fresh_and_usable(kernel, kc, old)
     assert hb.missed == 0 and hb.answered > 0
     content = reply["content"]
@@ -107,7 +103,7 @@ def test_sigkill_from_outside_while_idle(kernel, kc):
     kernel.remember_children()
     with HeartbeatMonitor(kernel.connection_file) as hb:
         os.kill(old, signal.SIGKILL)
-        assert statuses_until_idle_without_parent(kc) == ["starting", "idle"]
+        assert kernel_statuses_until_idle(kc) == ["starting", "idle"]
         assert_fresh_and_usable(kernel, kc, old)
     assert hb.missed == 0
     assert no_more_shell_replies(kc)
@@ -148,7 +144,7 @@ def test_user_subprocesses_die_with_their_worker(kernel, kc):
     assert psutil.pid_exists(sleeper)
     msg_id = kc.execute("import os; os._exit(1)")
     get_reply(kc, msg_id, 30)
-    wait_until(lambda: not _running(sleeper), 10, "the user's subprocess to die")
+    wait_until(lambda: not alive(sleeper), 10, "the user's subprocess to die")
 
 
 def test_sigkill_of_the_supervisor_leaves_no_worker(kernel, kc):
@@ -157,7 +153,7 @@ def test_sigkill_of_the_supervisor_leaves_no_worker(kernel, kc):
     assert worker in tree and len(tree) >= 2
     os.kill(kernel.pid, signal.SIGKILL)
     kernel.proc.wait(timeout=10)
-    wait_until(lambda: not any(_running(pid) for pid in tree), 10, "the orphans to die")
+    wait_until(lambda: not any(alive(pid) for pid in tree), 10, "the orphans to die")
 
 
 def test_orphaned_grandchildren_are_reaped_by_the_supervisor(kernel, kc):
@@ -174,12 +170,6 @@ def test_orphaned_grandchildren_are_reaped_by_the_supervisor(kernel, kc):
     assert psutil.Process(orphan).ppid() == kernel.pid
     wait_until(lambda: not psutil.pid_exists(orphan), 10, "the orphan to be reaped")
 
-
-def _running(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def test_open_comms_are_closed_and_pending_input_cancelled(kernel, kc):
@@ -215,5 +205,5 @@ def test_output_printed_just_before_the_crash_is_not_lost(kernel, kc):
     texts = [m["content"]["text"] for m in msgs if m["msg_type"] == "stream"]
     assert texts == ["last words\n"]
     assert kinds.index("stream") < kinds.index("error")
-    statuses_until_idle_without_parent(kc)
+    kernel_statuses_until_idle(kc)
     kernel.remember_children()

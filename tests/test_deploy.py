@@ -19,7 +19,7 @@ import pytest
 from jupyter_client import BlockingKernelClient
 
 from kernelsvc.supervisor.connection import load_connection_file
-from tests.helpers.kernel import execute, write_conn
+from tests.helpers.kernel import alive, execute, write_conn
 from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -316,12 +316,6 @@ class Pid1Kernel:
         self.known_pids.update(k.pid for k in kids)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
 
 def _only_child(pid: int) -> int | None:
     try:
@@ -366,7 +360,7 @@ def pid1_kernel(tmp_path):
                 except ProcessLookupError:
                     pass
         proc.wait(timeout=10)
-        wait_until(lambda: not any(_alive(p) for p in kernel.known_pids), 10,
+        wait_until(lambda: not any(alive(p) for p in kernel.known_pids), 10,
                    "the namespace's processes to exit")
 
 
@@ -444,7 +438,7 @@ def test_supervisor_as_pid1_reaps_orphans_and_stops_on_sigterm(pid1_kernel):
     elapsed = time.monotonic() - started
     assert code == 0, (code, kernel.log.read_text()[-3000:])
     assert elapsed < 2.5
-    wait_until(lambda: not any(_alive(p) for p in kernel.known_pids), 2,
+    wait_until(lambda: not any(alive(p) for p in kernel.known_pids), 2,
                "every process of the namespace to be gone")
     events = [json.loads(line) for line in kernel.log.read_text().splitlines()
               if line.startswith("{")]

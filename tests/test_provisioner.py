@@ -14,7 +14,7 @@ import pytest
 from jupyter_client import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpecManager
 
-from tests.helpers.kernel import KERNELSVC
+from tests.helpers.kernel import KERNELSVC, alive
 from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -99,11 +99,5 @@ def test_restart_kernel_is_in_place_under_async_kernel_manager(tmp_path):
         assert not km.has_kernel
 
     asyncio.run(scenario())
-    wait_until(lambda: not any(_running(pid) for pid in pids), 10, "every kernel process")
+    wait_until(lambda: not any(alive(pid) for pid in pids), 10, "every kernel process")
 
-
-def _running(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False

@@ -10,7 +10,13 @@ import pytest
 from jupyter_client import KernelManager
 
 from tests.helpers.heartbeat import HeartbeatMonitor
-from tests.helpers.kernel import collect_iopub, execute, get_reply, start_kernel
+from tests.helpers.kernel import (
+    collect_iopub,
+    execute,
+    get_reply,
+    kernel_statuses_until_idle,
+    start_kernel,
+)
 from tests.helpers.kernelspec import KERNEL_NAME, write_kernelspec
 
 pytestmark = pytest.mark.timeout(90)
@@ -26,13 +32,6 @@ def info(kc) -> dict:
     return kc.kernel_info(reply=True, timeout=10)["content"]["kernelsvc"]
 
 
-def wait_kernel_idle(kc, timeout=30):
-    while True:
-        msg = kc.get_iopub_msg(timeout=timeout)
-        if msg["msg_type"] == "status" and not msg["parent_header"] and \
-                msg["content"]["execution_state"] == "idle":
-            return
-
 
 def test_in_place_restart_keeps_the_connection_and_clears_the_namespace(kernel, kc):
     execute(kc, "old = 1")
@@ -43,7 +42,7 @@ def test_in_place_restart_keeps_the_connection_and_clears_the_namespace(kernel, 
     with HeartbeatMonitor(kernel.connection_file) as hb:
         reply = restart(kc)
         assert reply["content"] == {"status": "ok", "restart": True}
-        wait_kernel_idle(kc)
+        kernel_statuses_until_idle(kc)
         reply, msgs = execute(kc, "'old' in dir(), 1 + 1", timeout=30)
     assert hb.missed == 0
     assert reply["content"]["execution_count"] == 1
@@ -106,7 +105,7 @@ def test_explicit_in_place_beats_the_manager_default(tmp_path):
     try:
         kc = kernel.client()
         restart(kc)
-        wait_kernel_idle(kc)
+        kernel_statuses_until_idle(kc)
         assert kernel.proc.poll() is None
         kernel.remember_children()
         kc.stop_channels()
@@ -157,7 +156,7 @@ def test_preloaded_modules_are_already_imported_in_a_new_worker(tmp_path):
     try:
         kc = kernel.client()
         restart(kc)
-        wait_kernel_idle(kc)
+        kernel_statuses_until_idle(kc)
         reply, msgs = execute(kc, "import sys; 'tabnanny' in sys.modules, 'sndhdr' in sys.modules",
                               timeout=30)
         results = [m["content"]["data"]["text/plain"] for m in msgs

@@ -12,7 +12,7 @@ import pytest
 import zmq
 from jupyter_client.session import Session
 
-from tests.helpers.kernel import collect_iopub, execute, get_reply
+from tests.helpers.kernel import alive, collect_iopub, execute, get_reply
 from tests.helpers.waiting import wait_until
 
 BUSY_LOOP = "while True:\n    pass"
@@ -97,7 +97,7 @@ def test_shutdown_request_replies_and_exits_fast(kernel, kc):
     assert kernel.proc.wait(timeout=5) == 0
     elapsed = time.monotonic() - started
     assert elapsed < 1.0, f"took {elapsed:.2f}s"
-    wait_until(lambda: all(not _exists(pid) for pid in workers), 5, "worker exit")
+    wait_until(lambda: all(not alive(pid) for pid in workers), 5, "worker exit")
 
 
 @pytest.mark.timeout(30)
@@ -107,7 +107,7 @@ def test_sigterm_stops_worker_and_exits_zero(kernel, kc):
     kernel.proc.terminate()
     assert kernel.proc.wait(timeout=5) == 0
     assert time.monotonic() - started < 1.0
-    wait_until(lambda: all(not _exists(pid) for pid in workers), 5, "worker exit")
+    wait_until(lambda: all(not alive(pid) for pid in workers), 5, "worker exit")
 
 
 def test_shutdown_reply_also_on_iopub(kc):
@@ -219,13 +219,6 @@ def _rejections(text):
             events.append(event)
     return events
 
-
-def _exists(pid):
-    import psutil
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 @pytest.mark.timeout(30)

@@ -103,6 +103,3 @@ def describe(target_name: str | None) -> dict[str, dict[str, str]]:
         if target_name is None or c.target_name == target_name
     }
 
-
-def open_comm_ids() -> list[str]:
-    return list(get_comm_manager().comms)

@@ -17,8 +17,6 @@ from kernelsvc.worker.kernel import Kernel
 class KernelDisplayHook(DisplayHook):
     """The value of a cell's last expression becomes an ``execute_result``."""
 
-    kernel: Kernel | None = None
-
     def start_displayhook(self) -> None:
         self._content: dict[str, Any] = {"data": {}, "metadata": {}}
 
@@ -100,5 +98,4 @@ class KernelShell(InteractiveShell):
 def build_shell(kernel: Kernel) -> KernelShell:
     shell = KernelShell.instance(kernel=kernel)
     shell._last_error = None
-    shell.displayhook.kernel = kernel
     return shell

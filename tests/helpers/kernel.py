@@ -64,10 +64,11 @@ class RunningKernel:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        wait_until(lambda: not any(_alive(p) for p in self.known_pids), 10, "kernel processes")
+        wait_until(lambda: not any(alive(p) for p in self.known_pids), 10, "kernel processes")
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting to be reaped."""
     try:
         proc = psutil.Process(pid)
         return proc.status() != psutil.STATUS_ZOMBIE
@@ -123,3 +124,14 @@ def execute(kc: BlockingKernelClient, code: str, timeout: float = 20, **kwargs) 
     msg_id = kc.execute(code, **kwargs)
     reply = get_reply(kc, msg_id, timeout)
     return reply, collect_iopub(kc, msg_id, timeout)
+
+
+def kernel_statuses_until_idle(kc: BlockingKernelClient, timeout: float = 30) -> list[str]:
+    """Kernel-wide IOPub statuses (no parent) up to the next idle: a new worker is ready."""
+    seen = []
+    while True:
+        msg = kc.get_iopub_msg(timeout=timeout)
+        if msg["msg_type"] == "status" and not msg["parent_header"]:
+            seen.append(msg["content"]["execution_state"])
+            if seen[-1] == "idle":
+                return seen
