@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from kernelsvc.supervisor.control import answer_kernel_info
 from kernelsvc.supervisor.crash_report import crash_error
 from kernelsvc.supervisor.protocol import NO_REPLY, ExecutionState, MsgType
+from kernelsvc.supervisor.relay import ShellQueue
+from kernelsvc.supervisor.subshells import answer_unrun
 from kernelsvc.supervisor.wire import Inbound, unpack_content
 from kernelsvc.supervisor.worker_handle import ExitInfo
 
@@ -27,14 +29,15 @@ def death_error(sup: Supervisor, request: Inbound, exit_info: ExitInfo) -> dict[
 
 
 def answer_dead_request(
-    sup: Supervisor, request: Inbound, error: dict[str, Any], replied: bool
+    sup: Supervisor, request: Inbound, error: dict[str, Any], replied: bool,
+    main_shell: bool = True,
 ) -> None:
     """Exactly one reply per request: only send one if the worker had not."""
     if not replied and request.msg_type not in NO_REPLY:
         reply = {"status": "error", **error}
         if request.msg_type == MsgType.EXECUTE_REQUEST:
             sup.outbox.publish("error", error, request.header)
-            if sup.running_count is not None:  # so the frontend numbers the cell's prompt
+            if main_shell and sup.running_count is not None:  # numbers the cell's prompt
                 reply["execution_count"] = sup.running_count
         sup.outbox.reply(sup.sockets.shell, request, reply)
     sup.outbox.status(ExecutionState.IDLE, request.header)
@@ -42,9 +45,22 @@ def answer_dead_request(
     # stop_on_error only for a cell that died unanswered; a cell that had already replied
     # (its worker died between the reply and "done") errored nothing, and a restart drops
     # exactly what was queued before it, not what came after.
-    if not replied and not sup.restart_requested and request.msg_type == \
+    if main_shell and not replied and not sup.restart_requested and request.msg_type == \
             MsgType.EXECUTE_REQUEST and content.get("stop_on_error", True):
         abort_queued_executes(sup)
+
+
+def answer_dead_subshells(sup: Supervisor, exit_info: ExitInfo) -> None:
+    """The worker died: every subshell ends with it. Running requests get the crash path's
+    answer; waiting ones an error saying their subshell is gone."""
+    for subshell_id, queue in sup.subshells.clear():
+        replied, running = queue.replied, queue.take_running()
+        if running is not None:
+            error = death_error(sup, running, exit_info)
+            answer_dead_request(sup, running, error, replied, main_shell=False)
+        for waiting in queue.take_all():
+            answer_unrun(sup, waiting, "SubshellLost",
+                         f"subshell {subshell_id} ended with its worker before this ran")
 
 
 def close_open_comms(sup: Supervisor, running: Inbound | None) -> None:
@@ -61,7 +77,11 @@ def fail_everything(sup: Supervisor, why: str) -> None:
     for request, sock in sup.kernel_info_waiting:
         answer_kernel_info(sup, request, sock)
     sup.kernel_info_waiting.clear()
-    for request in sup.queue.take_all():
+    sup.debug.fail_all(sup, why.splitlines()[0] if why else "no worker is running")
+    waiting = sup.queue.take_all()
+    for _, queue in sup.subshells.items():
+        waiting.extend(queue.take_all())
+    for request in waiting:
         if request.msg_type in NO_REPLY:
             continue
         error = {"ename": "WorkerUnavailable", "evalue": why.splitlines()[0] if why else "",
@@ -69,8 +89,9 @@ def fail_everything(sup: Supervisor, why: str) -> None:
         sup.outbox.reply_busy_idle(sup.sockets.shell, request, {"status": "error", **error})
 
 
-def abort_queued_executes(sup: Supervisor, among_first: int | None = None) -> None:
-    for request in sup.queue.take_queued_executes(among_first):
+def abort_queued_executes(sup: Supervisor, among_first: int | None = None,
+                          queue: ShellQueue | None = None) -> None:
+    for request in (queue or sup.queue).take_queued_executes(among_first):
         sup.outbox.status(ExecutionState.BUSY, request.header)
         sup.outbox.reply(
             sup.sockets.shell, request, {"status": "aborted"}, metadata={"status": "aborted"}

@@ -11,7 +11,9 @@ from kernelsvc.supervisor import casualties
 from kernelsvc.supervisor.control import CONTROL_HANDLERS, answer_kernel_info
 from kernelsvc.supervisor.limits import format_bytes
 from kernelsvc.supervisor.protocol import NO_REPLY, WORKER_SHELL_TYPES, Channel, MsgType
+from kernelsvc.supervisor.relay import ShellQueue
 from kernelsvc.supervisor.states import WorkerState
+from kernelsvc.supervisor.subshells import answer_unrun, subshell_id_of, unknown_subshell
 from kernelsvc.supervisor.wire import Inbound, RejectedMessage, peek
 
 if TYPE_CHECKING:
@@ -78,12 +80,31 @@ def on_shell(sup: Supervisor, frames: list[bytes]) -> None:
     if request.msg_type == MsgType.KERNEL_INFO_REQUEST:
         on_shell_kernel_info(sup, request)
     elif request.msg_type in WORKER_SHELL_TYPES:
-        sup.queue.add(request)
+        queue = shell_queue_for(sup, request)
+        if queue is None:
+            return
+        queue.add(request)
         if sup.lifecycle.is_(WorkerState.FATAL):
             casualties.fail_everything(sup, sup.boot.last_reason)
         sup.dispatch_next()
     else:
         log.warning("message_dropped", channel="shell", msg_type=request.msg_type)
+
+
+def shell_queue_for(sup: Supervisor, request: Inbound) -> ShellQueue | None:
+    """The queue of the shell the request names; an unknown subshell is answered here."""
+    subshell_id = subshell_id_of(request)
+    if subshell_id is None:
+        return sup.queue
+    queue = sup.subshells.get(subshell_id)
+    if queue is None:
+        log.warning("unknown_subshell", msg_type=request.msg_type, subshell_id=subshell_id)
+        reply = unknown_subshell(subshell_id)
+        if request.msg_type in NO_REPLY:
+            answer_unrun(sup, request, reply["ename"], reply["evalue"])
+        else:
+            sup.outbox.reply_busy_idle(sup.sockets.shell, request, reply)
+    return queue
 
 
 def on_shell_kernel_info(sup: Supervisor, request: Inbound) -> None:

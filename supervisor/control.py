@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from kernelsvc.supervisor import __version__
+from kernelsvc.supervisor import __version__, debug, subshells
 from kernelsvc.supervisor.config import RestartMode
 from kernelsvc.supervisor.limits import tree_rss
 from kernelsvc.supervisor.protocol import PROTOCOL_VERSION, MsgType
@@ -21,11 +21,16 @@ if TYPE_CHECKING:
 
 Handler = Callable[["Supervisor", Inbound], None]
 SHUTDOWN_TOPIC = b"kernelsvc.shutdown_reply"
+SUPERVISOR_FEATURES = ("kernel subshells",)
 
 
 def kernel_info(sup: Supervisor) -> dict[str, Any]:
     """The worker's kernel_info (cached), and what the supervisor knows."""
     info = dict(sup.worker_kernel_info or fallback_kernel_info())
+    # The supervisor implements subshells, whatever the worker says of itself.
+    features = list(info.get("supported_features") or [])
+    info["supported_features"] = [*features, *(f for f in SUPERVISOR_FEATURES
+                                               if f not in features)]
     info["kernelsvc"] = {
         "version": __version__,
         "supervisor_pid": os.getpid(),
@@ -100,6 +105,10 @@ CONTROL_HANDLERS: dict[str, Handler] = {
     MsgType.INTERRUPT_REQUEST: on_interrupt,
     MsgType.SHUTDOWN_REQUEST: on_shutdown,
     MsgType.USAGE_REQUEST: on_usage,
+    MsgType.CREATE_SUBSHELL_REQUEST: subshells.on_create,
+    MsgType.DELETE_SUBSHELL_REQUEST: subshells.on_delete,
+    MsgType.LIST_SUBSHELL_REQUEST: subshells.on_list,
+    MsgType.DEBUG_REQUEST: debug.on_debug_request,
 }
 
 

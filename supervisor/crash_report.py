@@ -6,8 +6,11 @@ import re
 
 from kernelsvc.supervisor.worker_handle import ExitInfo
 
-# IPython names cell code "<ipython-input-N-hash>"; faulthandler prints its frames.
-CELL_FRAME = re.compile(r'File "<ipython-input-\d+-[0-9a-f]+>", line (\d+)')
+# Cells are compiled as ".../kernelsvc-cells-UID-PID/HASH.py" (the debugger's names, see
+# worker/cellfiles.py) or IPython's "<ipython-input-N-hash>"; faulthandler prints frames.
+CELL_FRAME = re.compile(
+    r'File "(?:<ipython-input-\d+-[0-9a-f]+>|[^"]*/kernelsvc-cells-[^"/]+/\d+\.py)", '
+    r'line (\d+)')
 
 
 def crash_error(exit_info: ExitInfo, stderr_lines: list[str], code: str | None) -> dict:

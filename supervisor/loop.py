@@ -22,6 +22,7 @@ from kernelsvc.supervisor.control import (
     answer_kernel_info,
 )
 from kernelsvc.supervisor.crash_report import boot_failure_reason
+from kernelsvc.supervisor.debug import DebugRelay
 from kernelsvc.supervisor.outbox import Outbox
 from kernelsvc.supervisor.protocol import (
     DELIM,
@@ -36,6 +37,7 @@ from kernelsvc.supervisor.signals import SignalPipe
 from kernelsvc.supervisor.sockets import PublicSockets
 from kernelsvc.supervisor.spawner import Spawner
 from kernelsvc.supervisor.states import Lifecycle, WorkerState
+from kernelsvc.supervisor.subshells import SubshellTable
 from kernelsvc.supervisor.systemd import Notifier
 from kernelsvc.supervisor.timers import Timers
 from kernelsvc.supervisor.watchdog import Watchdog
@@ -62,7 +64,9 @@ class Supervisor:
         self.private_dir = private_dir
         self.session = make_session(info)
         self.outbox = Outbox(self.session, sockets.iopub)
-        self.queue = ShellQueue()
+        self.queue = ShellQueue()  # the main shell's
+        self.subshells = SubshellTable()
+        self.debug = DebugRelay()
         self.lifecycle = Lifecycle(on_change=self._log_transition)
         self.signals = SignalPipe()
         self._poller = zmq.Poller()
@@ -230,6 +234,8 @@ class Supervisor:
         if running is not None:
             error = casualties.death_error(self, running, exit_info)
             casualties.answer_dead_request(self, running, error, replied)
+        casualties.answer_dead_subshells(self, exit_info)
+        self.debug.on_worker_death(self, "the worker stopped (it was restarted or died)")
         self.kill_error = None
         if self.restart_requested:  # a restart drops the cells queued before it
             casualties.abort_queued_executes(self, among_first=self.queued_at_restart)
@@ -308,11 +314,16 @@ class Supervisor:
                 self.on_sys(event)
             return
         if channel == Channel.SHELL.frame:
-            self.queue.note_reply()  # one request runs at a time: this is its reply
+            queue = self.shell_queue(frames[2].decode())
+            if queue is not None:
+                queue.note_reply()  # one request runs at a time per shell: this is its reply
+            frames = [frames[0], channel, *frames[3:]]  # without the subshell frame
         elif channel == Channel.IOPUB.frame and frames[2].endswith(b".execute_input"):
             self.note_execution_count(frames)
         elif channel == Channel.STDIN.frame:
             self.input_pending = True
+        elif channel == Channel.CONTROL.frame:
+            self.debug.on_reply(self, frames[2:])
         sock = self._relay_to.get(channel)
         if sock is not None:
             sock.send_multipart(frames[2:], copy=False)  # relayed as the worker signed it
@@ -372,32 +383,58 @@ class Supervisor:
         for request, sock in self.kernel_info_waiting:
             answer_kernel_info(self, request, sock)
         self.kernel_info_waiting.clear()
+        self.debug.on_worker_ready(self)
         self.dispatch_next()
 
+    def shell_queue(self, subshell_id: str | None) -> ShellQueue | None:
+        """The main shell's queue, or a subshell's (a deleted one still finishing too)."""
+        return self.subshells.find(subshell_id) if subshell_id else self.queue
+
     def on_request_done(self, event: dict[str, Any]) -> None:
-        waiting_at_reply = self.queue.waiting_at_reply
-        done = self.queue.finish(event.get("msg_id", ""))
-        if done is None:
+        subshell_id = event.get("subshell_id") or None
+        queue = self.shell_queue(subshell_id)
+        if queue is None:
             return
-        self.watchdog.on_done()
-        if self.lifecycle.is_(WorkerState.BUSY):
+        waiting_at_reply = queue.waiting_at_reply
+        if queue.finish(event.get("msg_id", "")) is None:
+            return
+        if subshell_id is None:
+            self.watchdog.on_done()
+        else:
+            self.subshells.release(subshell_id)
+        if self.lifecycle.is_(WorkerState.BUSY) and not self.any_running():
             self.lifecycle.to(WorkerState.IDLE)
         if event.get("abort_queue"):
             # Only what was queued when the error reply went out: a request sent after
             # the client saw the error is a new decision and runs.
-            casualties.abort_queued_executes(self, among_first=waiting_at_reply)
+            casualties.abort_queued_executes(self, among_first=waiting_at_reply, queue=queue)
         self.dispatch_next()
 
+    def any_running(self) -> bool:
+        return self.queue.running is not None or self.subshells.busy()
+
+    def worker_serving(self) -> bool:
+        return self.worker is not None and self.lifecycle.is_(WorkerState.IDLE, WorkerState.BUSY)
+
     def dispatch_next(self) -> None:
-        if not self.lifecycle.is_(WorkerState.IDLE):
+        """Start the next request of every shell that has nothing running (subshells run
+        concurrently in the worker, each in its own thread)."""
+        if not self.worker_serving():
             return
         request = self.queue.start_next()
-        if request is None:
-            return
-        self.lifecycle.to(WorkerState.BUSY)
-        self.running_count = None
-        self.send_to_worker(Channel.SHELL, request.wire())
-        self.watchdog.on_dispatch(request, request_metadata(self.session, request))
+        if request is not None:
+            self.running_count = None
+            self.send_request(request, "")
+            self.watchdog.on_dispatch(request, request_metadata(self.session, request))
+        for subshell_id, queue in self.subshells.items():
+            request = queue.start_next()
+            if request is not None:
+                self.send_request(request, subshell_id)
+
+    def send_request(self, request: Inbound, subshell_id: str) -> None:
+        if self.lifecycle.is_(WorkerState.IDLE):
+            self.lifecycle.to(WorkerState.BUSY)
+        self.send_to_worker(Channel.SHELL, [subshell_id.encode(), *request.wire()])
 
     # ------------------------------------------------------------------ clients
 
@@ -437,6 +474,13 @@ class Supervisor:
             self.outbox.reply(self.sockets.shell, running, {"status": "error", **error})
         if running is not None:
             self.outbox.status(ExecutionState.IDLE, running.header)
+        for _, queue in self.subshells.items():
+            running = queue.take_running()
+            if running is not None and not queue.replied and running.msg_type not in NO_REPLY:
+                error = {"ename": "KernelShutdown", "evalue": "the kernel was shut down",
+                         "traceback": []}
+                self.outbox.reply_busy_idle(self.sockets.shell, running,
+                                            {"status": "error", **error})
         casualties.fail_everything(self, "the kernel is shutting down")
         self.exit_code = 0
 

@@ -7,7 +7,9 @@ Internal wire (worker DEALER <-> supervisor ROUTER), one multipart message each:
     worker -> supervisor:  [channel, *jupyter_frames]
     supervisor -> worker:  [channel, *jupyter_frames]
 
-where ``jupyter_frames`` is the usual ``[*idents, DELIM, sig, header, parent,
+except on ``shell``, where a frame naming the subshell (empty for the main shell) comes
+between the channel and the Jupyter frames, both ways, so neither side parses a header
+to route; and where ``jupyter_frames`` is the usual ``[*idents, DELIM, sig, header, parent,
 metadata, content, *buffers]`` and, for IOPub, the idents are the topic. Frames on
 the ``sys`` channel are internal JSON control messages that never reach clients.
 """
@@ -42,6 +44,9 @@ class SysEvent(StrEnum):
     STOP = "stop"  # supervisor -> worker: exit cleanly now
     COMM_OPENED = "comm_opened"  # worker -> supervisor: closed for the frontend if it dies
     COMM_CLOSED = "comm_closed"
+    DELETE_SUBSHELL = "delete_subshell"  # supervisor -> worker: end that subshell's thread
+    INTERRUPT_SUBSHELLS = "interrupt_subshells"  # supervisor -> worker: KeyboardInterrupt
+    # in every subshell thread running a request (SIGINT reaches only the main thread)
 
 
 class ExecutionState(StrEnum):
@@ -76,6 +81,11 @@ class MsgType(StrEnum):
     INPUT_REPLY = "input_reply"
     STATUS = "status"
     IOPUB_WELCOME = "iopub_welcome"
+    CREATE_SUBSHELL_REQUEST = "create_subshell_request"
+    DELETE_SUBSHELL_REQUEST = "delete_subshell_request"
+    LIST_SUBSHELL_REQUEST = "list_subshell_request"
+    DEBUG_REQUEST = "debug_request"
+    DEBUG_EVENT = "debug_event"
 
 
 # Shell requests the worker answers; anything else on shell is dropped and logged.

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from kernelsvc.supervisor.limits import Limits, format_bytes, tree_rss
+from kernelsvc.supervisor.protocol import SysEvent
 from kernelsvc.supervisor.states import WorkerState
 from kernelsvc.supervisor.wire import Inbound
 
@@ -38,9 +39,10 @@ class Watchdog:
         """SIGINT to the worker's group; a second one, or none answered in time, restarts it.
         Returns what happened, for the interrupt_reply."""
         sup = self.sup
+        subshells = self.interrupt_subshells()
         running = sup.queue.running
         if running is None or not sup.lifecycle.is_(WorkerState.BUSY):
-            return "none"  # nothing runs: harmless
+            return "interrupted" if subshells else "none"  # nothing else runs: harmless
         if self.interrupted == running.msg_id:
             self.escalate(running, "was interrupted twice")
             return "restarted"
@@ -51,6 +53,17 @@ class Watchdog:
         sup.timers.call_later(self.limits.interrupt_timeout, "interrupt",
                               lambda: self._interrupt_deadline(running.msg_id))
         return "interrupted"
+
+    def interrupt_subshells(self) -> bool:
+        """SIGINT reaches only the worker's main thread: subshells running a request are
+        told separately (the worker raises KeyboardInterrupt in their threads)."""
+        sup = self.sup
+        if not (sup.subshells.busy() and sup.worker_serving()):
+            return False
+        log.info("interrupt_sent", source="subshells", worker_pid=sup.worker.pid,
+                 generation=sup.generation)
+        sup.send_sys(SysEvent.INTERRUPT_SUBSHELLS)
+        return True
 
     def _interrupt_deadline(self, msg_id: str) -> None:
         running = self.sup.queue.running

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +33,7 @@ def execute(kernel: Kernel, shell: KernelShell, request: Request) -> dict[str, A
     shell._last_error = None
     result = None
     try:
-        with stdin_allowed(kernel, bool(content.get("allow_stdin", False))), interrupts.enabled():
+        with user_code_context(kernel, request):
             result = shell.run_cell(code, store_history=store_history, silent=silent)
     except KeyboardInterrupt as exc:
         if result is None:  # landed before the cell ran (or in IPython's own steps)
@@ -50,6 +51,19 @@ def execute(kernel: Kernel, shell: KernelShell, request: Request) -> dict[str, A
     reply["payload"] = shell.payload_manager.read_payload()
     shell.payload_manager.clear_payload()
     return reply
+
+
+@contextlib.contextmanager
+def user_code_context(kernel: Kernel, request: Request) -> Iterator[None]:
+    """The main shell owns SIGINT and input(); a subshell's cell can only be interrupted by
+    an exception raised in its thread, and leaves input() to the main shell."""
+    if request.subshell:
+        with interrupts.in_subshell():
+            yield
+        return
+    with stdin_allowed(kernel, bool(request.content.get("allow_stdin", False))), \
+            interrupts.enabled():
+        yield
 
 
 def _execute_outcome(shell: KernelShell, result) -> dict[str, Any]:
@@ -166,7 +180,7 @@ HANDLERS: dict[str, Handler] = {
 
 def handle(kernel: Kernel, shell: KernelShell, request: Request) -> tuple[dict | None, bool]:
     """Run one request with busy/idle around it. Returns (reply content, abort the queue)."""
-    kernel.parent = request
+    kernel.set_parent(request)
     kernel.status(ExecutionState.BUSY)
     started = datetime.now(UTC)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,8 @@ from kernelsvc.supervisor.protocol import Channel
 from kernelsvc.worker.link import Link
 from kernelsvc.worker.output_budget import OutputBudget
 
+NO_PARENT: dict[str, Any] = {}  # one object, so streams can compare parents by identity
+
 
 @dataclass
 class Request:
@@ -22,6 +25,7 @@ class Request:
     channel: str
     idents: list[bytes]
     msg: dict[str, Any]
+    subshell: bytes = b""  # the subshell it came from (empty: the main shell)
     header: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -43,15 +47,40 @@ class Kernel:
         self.link = link
         self.session = session
         self.config = config
-        self.parent: Request | None = None
         self.pid = os.getpid()
         self.engine_id = str(uuid.uuid4())
         self.last_stdin_msg_id: str | None = None
-        self.output_budget = OutputBudget(config.get("max_output_bytes"))
+        # Each shell thread (main, subshells) has its own request; output from any other
+        # thread (user threads, the fd readers, timers) belongs to the main shell's.
+        self._parents: dict[int, Request] = {}
+        self._main_thread = threading.main_thread().ident
+        self._budgets: dict[str, OutputBudget] = {}
+
+    @property
+    def parent(self) -> Request | None:
+        parents = self._parents
+        return parents.get(threading.get_ident()) or parents.get(self._main_thread)
+
+    def set_parent(self, request: Request) -> None:
+        """The request the calling shell thread now handles. It stays the thread's parent
+        after it is done, so late output from the cell's threads still lands under it."""
+        self._parents[threading.get_ident()] = request
+        budget = OutputBudget(self.config.get("max_output_bytes"))
+        self._budgets[request.header.get("msg_id", "")] = budget
+
+    def forget_thread(self) -> None:
+        """A subshell thread ends."""
+        self._parents.pop(threading.get_ident(), None)
 
     @property
     def parent_header(self) -> dict[str, Any]:
-        return self.parent.header if self.parent else {}
+        parent = self.parent
+        return parent.header if parent else NO_PARENT
+
+    def budget_for(self, header: dict[str, Any]) -> OutputBudget | None:
+        """The --max-output-bytes budget of a running request (None once it is finished:
+        late output from its threads is not held back for a tail that is never sent)."""
+        return self._budgets.get(header.get("msg_id", ""))
 
     def topic(self, msg_type: str) -> bytes:
         return f"kernel.{self.session.session}.{msg_type}".encode()
@@ -89,7 +118,10 @@ class Kernel:
         reply_type = msg_type or request.msg_type.removesuffix("_request") + "_reply"
         msg = self.session.msg(reply_type, content, parent=request.msg, metadata=metadata)
         frames = self.session.serialize(msg, ident=request.idents)
-        self.link.send(Channel(request.channel), frames)
+        channel = Channel(request.channel)
+        if channel == Channel.SHELL:
+            frames = [request.subshell, *frames]  # so the supervisor knows which queue
+        self.link.send(channel, frames)
 
     def send_stdin_request(self, content: dict[str, Any]) -> None:
         assert self.parent is not None
@@ -107,5 +139,7 @@ class Kernel:
     def finish_output(self) -> None:
         """End of a request: flush, then what the output budget held back (marker and tail)."""
         self.flush_streams()
-        for name, text in self.output_budget.finish():
-            self.publish("stream", {"name": name, "text": text})
+        header = self.parent_header
+        budget = self._budgets.pop(header.get("msg_id", ""), None)
+        for name, text in budget.finish() if budget is not None else []:
+            self.publish("stream", {"name": name, "text": text}, parent=header)

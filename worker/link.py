@@ -43,6 +43,11 @@ class Link:
         self.sock.connect(endpoint)
         self.requests: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self.stdin: queue.SimpleQueue[list[bytes]] = queue.SimpleQueue()
+        self.control: queue.SimpleQueue[list[bytes] | None] = queue.SimpleQueue()
+        # Set once the kernel is built: where subshell requests go, and sys events that the
+        # IO thread handles itself (the main thread may be busy in a cell).
+        self.route_subshell: Callable[[bytes, list[bytes]], None] | None = None
+        self.on_sys: Callable[[dict[str, Any]], bool] = lambda event: False
         self._out: collections.deque[list[bytes]] = collections.deque()
         self._room = threading.Condition()
         self._calls: collections.deque[Callable[[], None]] = collections.deque()
@@ -166,7 +171,13 @@ class Link:
         if channel == Channel.STDIN:
             self.stdin.put(rest)
         elif channel == Channel.SYS:
-            self.requests.put((channel, json.loads(rest[0])))
+            event = json.loads(rest[0])
+            if not self.on_sys(event):
+                self.requests.put((channel, event))
+        elif channel == Channel.CONTROL:
+            self.control.put(rest)
+        elif rest[0] and self.route_subshell is not None:
+            self.route_subshell(rest[0], rest[1:])
         else:
-            self.requests.put((channel, rest))
+            self.requests.put((channel, rest[1:]))
 IOPubThread = Link  # the seed documents call the publishing thread IOPubThread

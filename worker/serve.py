@@ -10,12 +10,13 @@ from typing import Any
 from jupyter_client.session import Session
 
 from kernelsvc.supervisor.protocol import Channel, SysEvent
-from kernelsvc.worker import comms, connect, interrupts
+from kernelsvc.worker import comms, connect, control, interrupts
 from kernelsvc.worker.handlers import HANDLERS, handle
 from kernelsvc.worker.kernel import Kernel, Request
 from kernelsvc.worker.link import Link
 from kernelsvc.worker.shell import KernelShell, build_shell
 from kernelsvc.worker.streams import FdCapture, OutStream
+from kernelsvc.worker.subshells import Requests, Subshells
 
 
 def build_kernel(
@@ -59,27 +60,55 @@ def capture_output(kernel: Kernel) -> None:
 
 
 def serve(kernel: Kernel, shell: KernelShell, reader: Session) -> None:
-    """Handle requests until the supervisor says stop."""
+    """Serve the main shell on this (the main) thread, subshells and control on their own,
+    until the supervisor says stop."""
+    link = kernel.link
+    subshells = Subshells(lambda requests, subshell: serve_subshell(
+        kernel, shell, reader, requests, subshell))
+    link.route_subshell = subshells.route
+    link.on_sys = subshells.on_sys
+    control.start(kernel, shell, reader)
+    serve_requests(kernel, shell, reader, link.requests)
+    stop(kernel, shell)
+
+
+def serve_subshell(kernel: Kernel, shell: KernelShell, reader: Session, requests: Requests,
+                   subshell: bytes) -> None:
+    try:
+        serve_requests(kernel, shell, reader, requests, subshell)
+    finally:
+        kernel.forget_thread()
+
+
+def serve_requests(kernel: Kernel, shell: KernelShell, reader: Session, requests: Requests,
+                   subshell: bytes = b"") -> None:
+    """Handle one shell's requests, in order, until told to stop."""
     while True:
-        channel, payload = kernel.link.requests.get()
+        channel, payload = requests.get()
         if channel == Channel.SYS:
             if payload.get("event") == SysEvent.STOP:
-                break
+                return
             continue
         request = parse_request(reader, channel, payload)
-        abort = False
-        try:
-            if request.msg_type in HANDLERS:
-                _, abort = handle(kernel, shell, request)
-        except KeyboardInterrupt:
-            pass  # an interrupt that landed between the cell and the reply: nothing to stop
-        except Exception:  # a bug of ours: log it for the operator, keep serving
-            logging.getLogger("kernelsvc.worker").exception("request_handling_failed")
+        request.subshell = subshell
+        serve_one(kernel, shell, request)
+
+
+def serve_one(kernel: Kernel, shell: KernelShell, request: Request) -> None:
+    """Handle one request, then tell the supervisor it is done (always: it is waiting)."""
+    abort = False
+    try:
+        if request.msg_type in HANDLERS:
+            _, abort = handle(kernel, shell, request)
+    except KeyboardInterrupt:
+        pass  # an interrupt that landed between the cell and the reply: nothing to stop
+    except Exception:  # a bug of ours: log it for the operator, keep serving
+        logging.getLogger("kernelsvc.worker").exception("request_handling_failed")
+    if not request.subshell:
         interrupts.install()  # between requests an interrupt is only remembered
         interrupts.forget_pending()  # an interrupt for this request must not hit the next
-
-        kernel.link.send_sys(SysEvent.DONE, msg_id=request.header["msg_id"], abort_queue=abort)
-    stop(kernel, shell)
+    kernel.link.send_sys(SysEvent.DONE, msg_id=request.header["msg_id"], abort_queue=abort,
+                         subshell_id=request.subshell.decode() or None)
 
 
 def parse_request(reader: Session, channel: str, frames: list[bytes]) -> Request:

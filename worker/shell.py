@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from IPython.core import page
@@ -16,6 +17,16 @@ from kernelsvc.worker.kernel import Kernel
 
 class KernelDisplayHook(DisplayHook):
     """The value of a cell's last expression becomes an ``execute_result``."""
+
+    _local = threading.local()  # subshells run cells concurrently: per-thread state
+
+    @property
+    def _content(self) -> dict[str, Any]:
+        return self._local.__dict__.setdefault("content", {})
+
+    @_content.setter
+    def _content(self, value: dict[str, Any]) -> None:
+        self._local.content = value
 
     def start_displayhook(self) -> None:
         self._content: dict[str, Any] = {"data": {}, "metadata": {}}
@@ -57,6 +68,15 @@ class KernelShell(InteractiveShell):
     displayhook_class = Type(KernelDisplayHook)
     display_pub_class = Type(KernelDisplayPublisher)
     kernel = AnyTrait(allow_none=True)
+    _errors = threading.local()  # each shell thread's last error, for its execute_reply
+
+    @property
+    def _last_error(self) -> dict[str, Any] | None:
+        return getattr(self._errors, "last", None)
+
+    @_last_error.setter
+    def _last_error(self, value: dict[str, Any] | None) -> None:
+        self._errors.last = value
 
     def init_environment(self) -> None:
         super().init_environment()

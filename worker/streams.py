@@ -38,6 +38,7 @@ class OutStream(io.TextIOBase):
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._parts: list[str] = []
+        self._parent: dict = {}  # the header of the request the buffered text belongs to
         self._size = 0
         self._flush_pending = False
         self._child_pid: int | None = None
@@ -85,13 +86,21 @@ class OutStream(io.TextIOBase):
         return len(string)
 
     def _append(self, string: str) -> None:
-        with self._lock:
-            self._parts.append(string)
-            self._size += len(string)
-            big = self._size >= FLUSH_SIZE
-            schedule = not big and not self._flush_pending
-            if schedule:
-                self._flush_pending = True
+        parent = self.kernel.parent_header
+        while True:
+            with self._lock:
+                # The buffer holds one request's text: another request's (a subshell's)
+                # goes out first, under its own parent.
+                if not self._parts or self._parent is parent:
+                    self._parent = parent
+                    self._parts.append(string)
+                    self._size += len(string)
+                    big = self._size >= FLUSH_SIZE
+                    schedule = not big and not self._flush_pending
+                    if schedule:
+                        self._flush_pending = True
+                    break
+            self._send_buffer()
         if big:
             self._send_buffer()
         elif schedule:
@@ -159,12 +168,15 @@ class OutStream(io.TextIOBase):
     def _publish_taken(self) -> None:
         with self._lock:
             text = "".join(self._parts)
+            parent = self._parent
             self._parts.clear()
             self._size = 0
             self._flush_pending = False
-        text = self.kernel.output_budget.take(self.name, text) if text else text
+        budget = self.kernel.budget_for(parent) if text else None
+        if budget is not None:
+            text = budget.take(self.name, text)
         if text:
-            self.kernel.publish("stream", {"name": self.name, "text": text})
+            self.kernel.publish("stream", {"name": self.name, "text": text}, parent=parent)
 
 
 class FdCapture:

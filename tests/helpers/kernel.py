@@ -42,6 +42,10 @@ class RunningKernel:
     def client(self) -> BlockingKernelClient:
         kc = BlockingKernelClient()
         kc.load_connection_file(str(self.connection_file))
+        # wait_for_ready calls the kernel dead after one late heartbeat (1 s by default,
+        # read when the channel starts); on a loaded 2-core CI machine that flakes.
+        # Heartbeats are checked on their own by tests.helpers.heartbeat.HeartbeatMonitor.
+        kc.hb_channel.time_to_dead = 5.0
         kc.start_channels()
         kc.wait_for_ready(timeout=30)
         self.remember_children()

@@ -1,0 +1,74 @@
+"""The worker's control thread: debug_request, answered even while the main thread is
+running a cell or stopped at a breakpoint (the supervisor answers all other control)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from jupyter_client.session import Session
+
+from kernelsvc.supervisor.protocol import Channel, ExecutionState, MsgType
+
+if TYPE_CHECKING:
+    from kernelsvc.worker.kernel import Kernel, Request
+    from kernelsvc.worker.shell import KernelShell
+
+THREAD_NAME = "kernelsvc-control"
+log = logging.getLogger("kernelsvc.worker")
+
+
+def start(kernel: Kernel, shell: KernelShell, reader: Session) -> threading.Thread:
+    thread = threading.Thread(target=serve_control, args=(kernel, shell, reader),
+                              name=THREAD_NAME, daemon=True)
+    thread.start()
+    return thread
+
+
+def serve_control(kernel: Kernel, shell: KernelShell, reader: Session) -> None:
+    from kernelsvc.worker.serve import parse_request
+
+    debugger = None
+    while True:
+        frames = kernel.link.control.get()
+        if frames is None:
+            return
+        request = parse_request(reader, Channel.CONTROL, frames)
+        if request.msg_type != MsgType.DEBUG_REQUEST:
+            continue  # the supervisor sends only these
+        if debugger is None:
+            debugger = load_debugger(kernel, shell)
+        answer_debug_request(kernel, debugger, request)
+
+
+def load_debugger(kernel: Kernel, shell: KernelShell) -> Any:
+    """The debugger, if debugpy is installed (kernelsvc[debug])."""
+    try:
+        module = importlib.import_module("kernelsvc.worker.debugger")
+    except ImportError:
+        return None
+    return module.make_debugger(kernel, shell)
+
+
+def answer_debug_request(kernel: Kernel, debugger: Any, request: Request) -> None:
+    kernel.status(ExecutionState.BUSY, parent=request.header)
+    content = request.content or {}
+    try:
+        reply = debugger.handle(content) if debugger is not None else no_debugger(content)
+    except Exception as exc:  # a bug in the debugger must still answer the request
+        log.exception("debug_request_failed")
+        reply = failed_response(content, f"{type(exc).__name__}: {exc}")
+    kernel.reply(request, reply)
+    kernel.status(ExecutionState.IDLE, parent=request.header)
+
+
+def no_debugger(content: dict[str, Any]) -> dict[str, Any]:
+    return failed_response(content, "the debugger needs debugpy: pip install kernelsvc[debug]")
+
+
+def failed_response(content: dict[str, Any], message: str) -> dict[str, Any]:
+    """A DAP error response to ``content`` (a DAP request)."""
+    return {"type": "response", "request_seq": content.get("seq", 0), "success": False,
+            "command": content.get("command", ""), "seq": 0, "message": message, "body": {}}
