@@ -13,7 +13,7 @@ from kernelsvc.supervisor.limits import format_bytes
 from kernelsvc.supervisor.protocol import NO_REPLY, WORKER_SHELL_TYPES, Channel, MsgType
 from kernelsvc.supervisor.relay import ShellQueue
 from kernelsvc.supervisor.states import WorkerState
-from kernelsvc.supervisor.subshells import answer_unrun, subshell_id_of, unknown_subshell
+from kernelsvc.supervisor.subshells import subshell_id_of, unknown_subshell
 from kernelsvc.supervisor.wire import Inbound, RejectedMessage, peek
 
 if TYPE_CHECKING:
@@ -97,14 +97,18 @@ def shell_queue_for(sup: Supervisor, request: Inbound) -> ShellQueue | None:
     if subshell_id is None:
         return sup.queue
     queue = sup.subshells.get(subshell_id)
-    if queue is None:
-        log.warning("unknown_subshell", msg_type=request.msg_type, subshell_id=subshell_id)
-        reply = unknown_subshell(subshell_id)
-        if request.msg_type in NO_REPLY:
-            answer_unrun(sup, request, reply["ename"], reply["evalue"])
-        else:
-            sup.outbox.reply_busy_idle(sup.sockets.shell, request, reply)
-    return queue
+    if queue is not None:
+        return queue
+    if request.msg_type in NO_REPLY:
+        # JupyterLab sends widget comm messages over a subshell it created once, and is not
+        # told when subshells end with a worker: they run on the main shell instead, so
+        # widgets keep working after a crash (there is no reply to carry an error anyway).
+        log.info("comm_message_to_main_shell", msg_type=request.msg_type,
+                 subshell_id=subshell_id)
+        return sup.queue
+    log.warning("unknown_subshell", msg_type=request.msg_type, subshell_id=subshell_id)
+    sup.outbox.reply_busy_idle(sup.sockets.shell, request, unknown_subshell(subshell_id))
+    return None
 
 
 def on_shell_kernel_info(sup: Supervisor, request: Inbound) -> None:

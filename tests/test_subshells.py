@@ -204,3 +204,20 @@ def test_worker_death_answers_every_subshell_and_ends_them(kc):
     fresh = create_subshell(kc)  # and new ones work on the new worker
     msg_id = send_execute(kc, "'fresh'", subshell_id=fresh)
     assert get_reply(kc, msg_id, timeout=20)["content"]["status"] == "ok"
+
+
+def test_comm_messages_to_a_subshell_that_ended_run_on_the_main_shell(kc):
+    """JupyterLab sends widget comm messages over a subshell it created once and is not told
+    that subshells end with their worker: those messages still reach the comm."""
+    stale = create_subshell(kc)
+    crash = send_execute(kc, "import os; os._exit(1)")
+    assert get_reply(kc, crash, timeout=20)["content"]["ename"] == "WorkerDied"
+    kernel_statuses_until_idle(kc)
+    execute(kc, "from comm import create_comm\nreceived = []\nc = create_comm(target_name='t')\n"
+                "c.on_msg(lambda m: received.append(m['content']['data']))")
+    comm_id = value_of(kc, "c.comm_id").strip("'")
+    msg = kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {"x": 1}})
+    msg["header"]["subshell_id"] = stale
+    kc.shell_channel.send(msg)
+    collect_iopub(kc, msg["header"]["msg_id"])  # handled: its idle status came
+    assert value_of(kc, "received") == "[{'x': 1}]"
