@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kernelsvc.supervisor.control import answer_kernel_info
 from kernelsvc.supervisor.crash_report import crash_error
 from kernelsvc.supervisor.protocol import NO_REPLY, ExecutionState, MsgType
 from kernelsvc.supervisor.relay import ShellQueue
@@ -74,9 +73,6 @@ def close_open_comms(sup: Supervisor, running: Inbound | None) -> None:
 
 def fail_everything(sup: Supervisor, why: str) -> None:
     """Answer every queued request with an error saying why there is no worker."""
-    for request, sock in sup.kernel_info_waiting:
-        answer_kernel_info(sup, request, sock)
-    sup.kernel_info_waiting.clear()
     sup.debug.fail_all(sup, why.splitlines()[0] if why else "no worker is running")
     waiting = sup.queue.take_all()
     for _, queue in sup.subshells.items():

@@ -112,10 +112,9 @@ def shell_queue_for(sup: Supervisor, request: Inbound) -> ShellQueue | None:
 
 
 def on_shell_kernel_info(sup: Supervisor, request: Inbound) -> None:
-    if sup.worker_kernel_info is None and not sup.lifecycle.is_(WorkerState.FATAL):
-        sup.kernel_info_waiting.append((request, sup.sockets.shell))
-    else:
-        answer_kernel_info(sup, request, sup.sockets.shell)
+    """Answered by the supervisor at once, busy worker or none (clients use it to learn the
+    kernel is alive; requests sent after it wait in the queue for the worker)."""
+    answer_kernel_info(sup, request, sup.sockets.shell)
 
 
 def on_control(sup: Supervisor, frames: list[bytes]) -> None:
@@ -125,10 +124,6 @@ def on_control(sup: Supervisor, frames: list[bytes]) -> None:
     handler = CONTROL_HANDLERS.get(request.msg_type)
     if handler is None:
         log.warning("message_dropped", channel="control", msg_type=request.msg_type)
-        return
-    if (request.msg_type == MsgType.KERNEL_INFO_REQUEST and sup.worker_kernel_info is None
-            and not sup.lifecycle.is_(WorkerState.FATAL)):
-        sup.kernel_info_waiting.append((request, sup.sockets.control))
         return
     handler(sup, request)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
+import importlib.util
 import os
 import sys
 import time
@@ -26,7 +29,7 @@ SUPERVISOR_FEATURES = ("kernel subshells",)
 
 def kernel_info(sup: Supervisor) -> dict[str, Any]:
     """The worker's kernel_info (cached), and what the supervisor knows."""
-    info = dict(sup.worker_kernel_info or fallback_kernel_info())
+    info = dict(sup.worker_kernel_info or supervisor_kernel_info())
     # The supervisor implements subshells, whatever the worker says of itself.
     features = list(info.get("supported_features") or [])
     info["supported_features"] = [*features, *(f for f in SUPERVISOR_FEATURES
@@ -112,19 +115,45 @@ CONTROL_HANDLERS: dict[str, Handler] = {
 }
 
 
-def fallback_kernel_info() -> dict[str, object]:
-    """What we can say without a worker (none has started yet, or none can)."""
+@functools.cache
+def supervisor_kernel_info() -> dict[str, Any]:
+    """kernel_info before any worker has said its own (it is starting, or none can): the same
+    content, worked out without importing IPython, so the reply is immediate."""
+    version = ".".join(map(str, sys.version_info[:3]))
+    minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    ipython = _installed_version("ipython")
+    debugger = importlib.util.find_spec("debugpy") is not None
     return {
         "status": "ok",
         "protocol_version": PROTOCOL_VERSION,
         "implementation": "kernelsvc",
         "implementation_version": __version__,
-        "language_info": {"name": "python", "version": sys.version.split()[0],
-                          "mimetype": "text/x-python", "file_extension": ".py"},
-        "banner": "kernelsvc: no worker is running",
-        "help_links": [],
-        "supported_features": [],
+        "language_info": {
+            "name": "python",
+            "version": version,
+            "mimetype": "text/x-python",
+            "codemirror_mode": {"name": "ipython", "version": 3},
+            "pygments_lexer": "ipython3",
+            "nbconvert_exporter": "python",
+            "file_extension": ".py",
+        },
+        "banner": f"kernelsvc {__version__} (IPython {ipython})\nPython {sys.version}\n"
+                  f"IPython {ipython} -- An enhanced Interactive Python. Type '?' for help.\n",
+        "help_links": [
+            {"text": "Python Reference", "url": f"https://docs.python.org/{minor}"},
+            {"text": "IPython Reference", "url": "https://ipython.org/documentation.html"},
+            {"text": "kernelsvc", "url": "https://pypi.org/project/kernelsvc/"},
+        ],
+        "supported_features": ["debugger"] if debugger else [],
+        "debugger": debugger,
     }
+
+
+def _installed_version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def host_usage() -> dict[str, object]:

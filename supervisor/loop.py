@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import sys
@@ -18,9 +19,6 @@ import zmq
 from kernelsvc.supervisor import casualties, clients
 from kernelsvc.supervisor.config import Config
 from kernelsvc.supervisor.connection import ConnectionInfo
-from kernelsvc.supervisor.control import (
-    answer_kernel_info,
-)
 from kernelsvc.supervisor.crash_report import boot_failure_reason
 from kernelsvc.supervisor.debug import DebugRelay
 from kernelsvc.supervisor.outbox import Outbox
@@ -30,6 +28,7 @@ from kernelsvc.supervisor.protocol import (
     Channel,
     ExecutionState,
     SysEvent,
+    cell_dir,
 )
 from kernelsvc.supervisor.relay import ShellQueue
 from kernelsvc.supervisor.restart_policy import BootFailures
@@ -90,7 +89,6 @@ class Supervisor:
         self.rejections = clients.RejectionLog()
         self.systemd = Notifier()
         self.input_pending = False  # an input_request is waiting for the frontend
-        self.kernel_info_waiting: list[tuple[Inbound, zmq.Socket]] = []
         self.exit_code: int | None = None
         self.started = time.monotonic()
         self.timers = Timers()
@@ -120,6 +118,7 @@ class Supervisor:
             self.signals.close()
             self.internal.close(linger=0)
             shutil.rmtree(self.private_dir, ignore_errors=True)
+            shutil.rmtree(cell_dir(os.getpid()), ignore_errors=True)  # debugger's dumpCell
         return self.exit_code
 
     def _routes_in_order(self) -> list[tuple[zmq.Socket, str, Callable[[list[bytes]], None]]]:
@@ -380,9 +379,6 @@ class Supervisor:
         self.outbox.status(ExecutionState.IDLE)
         self.systemd.ready(f"serving; worker {self.worker.pid} ready")
         self.watchdog.start_sampling()
-        for request, sock in self.kernel_info_waiting:
-            answer_kernel_info(self, request, sock)
-        self.kernel_info_waiting.clear()
         self.debug.on_worker_ready(self)
         self.dispatch_next()
 
@@ -466,7 +462,7 @@ class Supervisor:
             self.worker.kill()
 
     def finish_stop(self) -> None:
-        """Nothing left unanswered: the running request, the queue, parked kernel_infos."""
+        """Nothing left unanswered: the running requests and the queues."""
         running = self.queue.take_running()
         if running is not None and not self.queue.replied and running.msg_type not in NO_REPLY:
             error = {"ename": "KernelShutdown", "evalue": "the kernel was shut down",

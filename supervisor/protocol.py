@@ -16,6 +16,8 @@ the ``sys`` channel are internal JSON control messages that never reach clients.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from enum import IntEnum, StrEnum
 
 PROTOCOL_VERSION = "5.4"
@@ -116,3 +118,9 @@ def reply_type(request_type: str) -> str:
 class ExitCode(IntEnum):
     OK = 0
     USAGE = 2  # bad connection file, port in use: a clear one-line error
+
+
+def cell_dir(supervisor_pid: int) -> str:
+    """Where cells are written for the debugger (``dumpCell``): per user and supervisor, so
+    names survive worker restarts; the supervisor removes it when it exits."""
+    return os.path.join(tempfile.gettempdir(), f"kernelsvc-cells-{os.getuid()}-{supervisor_pid}")

@@ -28,7 +28,7 @@ def test_boot_failure_loop_dead_state_and_recovery(tmp_path):
     env = {**os.environ, "IPYTHONDIR": str(ipythondir)}
     kernel = start_kernel(tmp_path, "--boot-retries", "2", "--max-backoff", "0.3", env=env)
     try:
-        kc = kernel.client()  # kernel_info is answered even with no worker
+        kc = kernel.client(wait_for_worker=False)  # answered even with no worker
         with HeartbeatMonitor(kernel.connection_file) as hb:
             msg_id = kc.execute("1 + 1")
             reply = get_reply(kc, msg_id, 30)

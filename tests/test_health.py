@@ -46,7 +46,7 @@ def test_a_dead_kernel_is_unhealthy(tmp_path):
     env = {**os.environ, "IPYTHONDIR": str(ipythondir)}
     kernel = start_kernel(tmp_path, "--boot-retries", "1", "--max-backoff", "5", env=env)
     try:
-        kc = kernel.client()  # answered without a worker
+        kc = kernel.client(wait_for_worker=False)  # answered without a worker
         while True:
             msg = kc.get_iopub_msg(timeout=30)
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "dead":

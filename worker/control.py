@@ -3,7 +3,6 @@ running a cell or stopped at a breakpoint (the supervisor answers all other cont
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
@@ -13,6 +12,7 @@ from jupyter_client.session import Session
 from kernelsvc.supervisor.protocol import Channel, ExecutionState, MsgType
 
 if TYPE_CHECKING:
+    from kernelsvc.worker.debugger import Debugger
     from kernelsvc.worker.kernel import Kernel, Request
     from kernelsvc.worker.shell import KernelShell
 
@@ -43,20 +43,20 @@ def serve_control(kernel: Kernel, shell: KernelShell, reader: Session) -> None:
         answer_debug_request(kernel, debugger, request)
 
 
-def load_debugger(kernel: Kernel, shell: KernelShell) -> Any:
-    """The debugger, if debugpy is installed (kernelsvc[debug])."""
-    try:
-        module = importlib.import_module("kernelsvc.worker.debugger")
-    except ImportError:
-        return None
-    return module.make_debugger(kernel, shell)
+def load_debugger(kernel: Kernel, shell: KernelShell) -> Debugger | None:
+    """The debugger, if debugpy is installed (kernelsvc[debug]); debugpy itself loads on the
+    first request that needs it, in the worker, never in the fork server."""
+    from kernelsvc.worker.debugger import make_debugger
+
+    return make_debugger(kernel, shell)
 
 
-def answer_debug_request(kernel: Kernel, debugger: Any, request: Request) -> None:
+def answer_debug_request(kernel: Kernel, debugger: Debugger | None, request: Request) -> None:
     kernel.status(ExecutionState.BUSY, parent=request.header)
     content = request.content or {}
     try:
-        reply = debugger.handle(content) if debugger is not None else no_debugger(content)
+        reply = debugger.handle(content, parent=request.header) if debugger is not None \
+            else no_debugger(content)
     except Exception as exc:  # a bug in the debugger must still answer the request
         log.exception("debug_request_failed")
         reply = failed_response(content, f"{type(exc).__name__}: {exc}")

@@ -122,6 +122,9 @@ def main(argv: list[str] | None = None) -> None:
 def kernel_info(shell) -> dict[str, Any]:
     import IPython
 
+    from kernelsvc.worker.debugger import debugpy_available
+
+    debugger = debugpy_available()  # looked up, not imported: debugpy loads on first use
     version = ".".join(map(str, sys.version_info[:3]))
     minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
     return {
@@ -144,6 +147,6 @@ def kernel_info(shell) -> dict[str, Any]:
             {"text": "IPython Reference", "url": "https://ipython.org/documentation.html"},
             {"text": "kernelsvc", "url": "https://pypi.org/project/kernelsvc/"},
         ],
-        "supported_features": [],
-        "debugger": False,
+        "supported_features": ["debugger"] if debugger else [],
+        "debugger": debugger,
     }

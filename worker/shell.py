@@ -12,6 +12,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from traitlets import Any as AnyTrait
 from traitlets import Type
 
+from kernelsvc.worker.cellfiles import CellCompiler
 from kernelsvc.worker.kernel import Kernel
 
 
@@ -67,6 +68,7 @@ class KernelShell(InteractiveShell):
 
     displayhook_class = Type(KernelDisplayHook)
     display_pub_class = Type(KernelDisplayPublisher)
+    compiler_class = Type(CellCompiler)  # cells get the file names the debugger expects
     kernel = AnyTrait(allow_none=True)
     _errors = threading.local()  # each shell thread's last error, for its execute_reply
 

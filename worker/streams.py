@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 FLUSH_INTERVAL = 0.05  # seconds: output appears live, but in few messages
 FLUSH_SIZE = 64 * 1024  # bytes: above this, send without waiting
+FLUSH_TIMEOUT = 10.0  # seconds an explicit flush() waits for the IO thread
 
 
 class OutStream(io.TextIOBase):
@@ -117,7 +118,9 @@ class OutStream(io.TextIOBase):
             self._write_from_child("", force=True)
             return
         self.queue_pending()
-        self.kernel.link.flush(timeout=1.0)
+        # As long as ipykernel waits: code that flushes and then dies (os._exit) on a
+        # loaded machine must still have its output sent.
+        self.kernel.link.flush(timeout=FLUSH_TIMEOUT)
 
     def queue_pending(self) -> None:
         """Queue everything written so far, in order, without waiting (the kernel's own flush:

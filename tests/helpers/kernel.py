@@ -39,7 +39,7 @@ class RunningKernel:
         self.known_pids.update(k.pid for k in kids)
         return {k.pid for k in kids}
 
-    def client(self) -> BlockingKernelClient:
+    def client(self, wait_for_worker: bool = True) -> BlockingKernelClient:
         kc = BlockingKernelClient()
         kc.load_connection_file(str(self.connection_file))
         # wait_for_ready calls the kernel dead after one late heartbeat (1 s by default,
@@ -47,7 +47,9 @@ class RunningKernel:
         # Heartbeats are checked on their own by tests.helpers.heartbeat.HeartbeatMonitor.
         kc.hb_channel.time_to_dead = 5.0
         kc.start_channels()
-        kc.wait_for_ready(timeout=30)
+        kc.wait_for_ready(timeout=30)  # the supervisor answers kernel_info at once
+        if wait_for_worker:
+            wait_until(lambda: worker_ready(kc), 30, "the first worker")
         self.remember_children()
         return kc
 
@@ -69,6 +71,12 @@ class RunningKernel:
             except ProcessLookupError:
                 pass
         wait_until(lambda: not any(alive(p) for p in self.known_pids), 10, "kernel processes")
+
+
+def worker_ready(kc: BlockingKernelClient) -> bool:
+    """Has a worker said it is ready (kernel_info says which state it is in)?"""
+    info = kc.kernel_info(reply=True, timeout=10)["content"]["kernelsvc"]
+    return info["worker_state"] in ("idle", "busy")
 
 
 def alive(pid: int) -> bool:

@@ -34,3 +34,10 @@ def test_segfault_report_quotes_faulthandler_and_the_cell_line():
 def test_report_without_stderr_or_code():
     error = crash_error(ExitInfo(code=1), [], None)
     assert error["traceback"] == [f"WorkerDied: {error['evalue']}"]
+
+
+def test_the_cell_line_is_found_under_the_debuggers_cell_file_names():
+    dump = [line.replace("<ipython-input-3-0a1b2c3d4e5f>",
+                         "/tmp/kernelsvc-cells-0-4242/3055961186.py") for line in FAULTHANDLER]
+    error = crash_error(ExitInfo(signal=11), dump, "import ctypes\nctypes.string_at(0)")
+    assert error["traceback"][1] == "The cell was running line 2: ctypes.string_at(0)"
