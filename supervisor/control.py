@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import importlib.util
 import os
 import sys
 import time
@@ -15,8 +14,9 @@ import psutil
 
 from kernelsvc.supervisor import __version__, debug, subshells
 from kernelsvc.supervisor.config import RestartMode
+from kernelsvc.supervisor.kernel_info import kernel_info_content
 from kernelsvc.supervisor.limits import tree_rss
-from kernelsvc.supervisor.protocol import PROTOCOL_VERSION, MsgType
+from kernelsvc.supervisor.protocol import MsgType
 from kernelsvc.supervisor.wire import Inbound, unpack_content
 
 if TYPE_CHECKING:
@@ -119,34 +119,10 @@ CONTROL_HANDLERS: dict[str, Handler] = {
 def supervisor_kernel_info() -> dict[str, Any]:
     """kernel_info before any worker has said its own (it is starting, or none can): the same
     content, worked out without importing IPython, so the reply is immediate."""
-    version = ".".join(map(str, sys.version_info[:3]))
-    minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
     ipython = _installed_version("ipython")
-    debugger = importlib.util.find_spec("debugpy") is not None
-    return {
-        "status": "ok",
-        "protocol_version": PROTOCOL_VERSION,
-        "implementation": "kernelsvc",
-        "implementation_version": __version__,
-        "language_info": {
-            "name": "python",
-            "version": version,
-            "mimetype": "text/x-python",
-            "codemirror_mode": {"name": "ipython", "version": 3},
-            "pygments_lexer": "ipython3",
-            "nbconvert_exporter": "python",
-            "file_extension": ".py",
-        },
-        "banner": f"kernelsvc {__version__} (IPython {ipython})\nPython {sys.version}\n"
-                  f"IPython {ipython} -- An enhanced Interactive Python. Type '?' for help.\n",
-        "help_links": [
-            {"text": "Python Reference", "url": f"https://docs.python.org/{minor}"},
-            {"text": "IPython Reference", "url": "https://ipython.org/documentation.html"},
-            {"text": "kernelsvc", "url": "https://pypi.org/project/kernelsvc/"},
-        ],
-        "supported_features": ["debugger"] if debugger else [],
-        "debugger": debugger,
-    }
+    banner = (f"Python {sys.version}\n"
+              f"IPython {ipython} -- An enhanced Interactive Python. Type '?' for help.\n")
+    return kernel_info_content(ipython, banner)
 
 
 def _installed_version(distribution: str) -> str:

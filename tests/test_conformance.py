@@ -17,6 +17,7 @@ import pytest
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
 
+from tests.helpers.kernel import worker_ready
 from tests.helpers.kernelspec import KERNEL_NAME, write_kernelspec
 from tests.helpers.waiting import wait_until
 
@@ -69,6 +70,9 @@ class KernelsvcLauncher:
             if cls.start_channels:
                 cls.kc.start_channels()
                 cls.kc.wait_for_ready(timeout=30)
+                # kernel_info is the supervisor's; the worker's start-up statuses must be
+                # over before the tests count IOPub messages.
+                wait_until(lambda: worker_ready(cls.kc), 30, "the first worker")
             else:
                 # Wait for the worker with a throwaway client, so the test's own client makes
                 # the first subscription of its own, and the worker exists before the
@@ -77,6 +81,7 @@ class KernelsvcLauncher:
                 probe.start_channels()
                 try:
                     probe.wait_for_ready(timeout=30)
+                    wait_until(lambda: worker_ready(probe), 30, "the first worker")
                 finally:
                     probe.stop_channels()
         except BaseException:

@@ -15,7 +15,6 @@ debugpy is optional (``pip install kernelsvc[debug]``) and imported on the first
 from __future__ import annotations
 
 import ast
-import importlib.util
 import itertools
 import json
 import linecache
@@ -24,6 +23,7 @@ import sys
 import threading
 from typing import Any
 
+from kernelsvc.supervisor.kernel_info import debugger_available
 from kernelsvc.worker import cellfiles
 from kernelsvc.worker.dap import DapClient, failure
 from kernelsvc.worker.debug_variables import NamespaceVariables, hidden_from_frames
@@ -48,16 +48,8 @@ HANDLERS = {
 }
 
 
-def debugpy_available() -> bool:
-    """Installed? Looked up, not imported: the import is slow and waits for a session."""
-    try:
-        return importlib.util.find_spec("debugpy") is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def make_debugger(kernel, shell) -> Debugger | None:
-    return Debugger(kernel, shell) if debugpy_available() else None
+    return Debugger(kernel, shell) if debugger_available() else None
 
 
 class Debugger:

@@ -14,8 +14,8 @@ from typing import Any
 
 from jupyter_client.session import Session
 
-from kernelsvc.supervisor.protocol import PROTOCOL_VERSION, Channel, SysEvent
-from kernelsvc.worker import __version__
+from kernelsvc.supervisor.kernel_info import kernel_info_content
+from kernelsvc.supervisor.protocol import Channel, SysEvent
 from kernelsvc.worker.link import Link
 
 PR_SET_PDEATHSIG = 1
@@ -122,31 +122,4 @@ def main(argv: list[str] | None = None) -> None:
 def kernel_info(shell) -> dict[str, Any]:
     import IPython
 
-    from kernelsvc.worker.debugger import debugpy_available
-
-    debugger = debugpy_available()  # looked up, not imported: debugpy loads on first use
-    version = ".".join(map(str, sys.version_info[:3]))
-    minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    return {
-        "status": "ok",
-        "protocol_version": PROTOCOL_VERSION,
-        "implementation": "kernelsvc",
-        "implementation_version": __version__,
-        "language_info": {
-            "name": "python",
-            "version": version,
-            "mimetype": "text/x-python",
-            "codemirror_mode": {"name": "ipython", "version": 3},
-            "pygments_lexer": "ipython3",
-            "nbconvert_exporter": "python",
-            "file_extension": ".py",
-        },
-        "banner": f"kernelsvc {__version__} (IPython {IPython.__version__})\n{shell.banner}",
-        "help_links": [
-            {"text": "Python Reference", "url": f"https://docs.python.org/{minor}"},
-            {"text": "IPython Reference", "url": "https://ipython.org/documentation.html"},
-            {"text": "kernelsvc", "url": "https://pypi.org/project/kernelsvc/"},
-        ],
-        "supported_features": ["debugger"] if debugger else [],
-        "debugger": debugger,
-    }
+    return kernel_info_content(IPython.__version__, shell.banner)
