@@ -9,11 +9,11 @@ frontend's debugger panel resets instead of waiting forever.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
-from kernelsvc.supervisor.protocol import DELIM, Channel, ExecutionState, MsgType
+from kernelsvc.supervisor.protocol import DELIM, Channel, ExecutionState, MsgType, dap_failure
 from kernelsvc.supervisor.states import WorkerState
 from kernelsvc.supervisor.wire import Inbound, unpack_content
 
@@ -86,10 +86,7 @@ def on_debug_request(sup: Supervisor, request: Inbound) -> None:
 
 def answer_failure(sup: Supervisor, request: Inbound, why: str) -> None:
     content = unpack_content(sup.session, request)
-    response: dict[str, Any] = {
-        "type": "response", "seq": 0, "request_seq": content.get("seq", 0),
-        "command": content.get("command", ""), "success": False, "message": why, "body": {},
-    }
+    response = dap_failure(str(content.get("command", "")), content.get("seq", 0), why)
     sup.outbox.status(ExecutionState.BUSY, request.header)
     sup.outbox.reply(sup.sockets.control, request, response)
     sup.outbox.status(ExecutionState.IDLE, request.header)

@@ -124,3 +124,9 @@ def cell_dir(supervisor_pid: int) -> str:
     """Where cells are written for the debugger (``dumpCell``): per user and supervisor, so
     names survive worker restarts; the supervisor removes it when it exits."""
     return os.path.join(tempfile.gettempdir(), f"kernelsvc-cells-{os.getuid()}-{supervisor_pid}")
+
+
+def dap_failure(command: str, request_seq: int, message: str) -> dict[str, object]:
+    """A DAP error response (a debug_reply's content) to request ``request_seq``."""
+    return {"type": "response", "seq": 0, "request_seq": request_seq, "success": False,
+            "command": command, "message": message, "body": {}}

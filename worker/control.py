@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from jupyter_client.session import Session
 
-from kernelsvc.supervisor.protocol import Channel, ExecutionState, MsgType
+from kernelsvc.supervisor.protocol import Channel, ExecutionState, MsgType, dap_failure
 
 if TYPE_CHECKING:
     from kernelsvc.worker.debugger import Debugger
@@ -70,5 +70,4 @@ def no_debugger(content: dict[str, Any]) -> dict[str, Any]:
 
 def failed_response(content: dict[str, Any], message: str) -> dict[str, Any]:
     """A DAP error response to ``content`` (a DAP request)."""
-    return {"type": "response", "request_seq": content.get("seq", 0), "success": False,
-            "command": content.get("command", ""), "seq": 0, "message": message, "body": {}}
+    return dap_failure(str(content.get("command", "")), content.get("seq", 0), message)

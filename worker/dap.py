@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from kernelsvc.supervisor.protocol import dap_failure
+
 log = logging.getLogger("kernelsvc.worker.dap")
 
 REQUEST_TIMEOUT = 30.0  # seconds: an evaluate may run user code
@@ -27,9 +29,7 @@ def untraced(thread: threading.Thread) -> threading.Thread:
     return thread
 
 
-def failure(command: str, request_seq: int, message: str) -> dict[str, Any]:
-    return {"type": "response", "request_seq": request_seq, "success": False,
-            "command": command, "message": message, "body": {}}
+failure = dap_failure
 
 
 class _Waiter:
