@@ -29,7 +29,7 @@ def death_error(sup: Supervisor, request: Inbound, exit_info: ExitInfo) -> dict[
 
 def answer_dead_request(
     sup: Supervisor, request: Inbound, error: dict[str, Any], replied: bool,
-    main_shell: bool = True,
+    main_shell: bool = True, abort_queue: bool = True,
 ) -> None:
     """Exactly one reply per request: only send one if the worker had not."""
     if not replied and request.msg_type not in NO_REPLY:
@@ -44,9 +44,17 @@ def answer_dead_request(
     # stop_on_error only for a cell that died unanswered; a cell that had already replied
     # (its worker died between the reply and "done") errored nothing, and a restart drops
     # exactly what was queued before it, not what came after.
-    if main_shell and not replied and not sup.restart_requested and request.msg_type == \
-            MsgType.EXECUTE_REQUEST and content.get("stop_on_error", True):
+    if abort_queue and main_shell and not replied and not sup.restart_requested and \
+            request.msg_type == MsgType.EXECUTE_REQUEST and content.get("stop_on_error", True):
         abort_queued_executes(sup)
+
+
+def answer_running(sup: Supervisor, queue: ShellQueue, error: dict[str, Any],
+                   main_shell: bool = True) -> None:
+    """The request ``queue`` was running will not finish: answer it with ``error``."""
+    replied, running = queue.replied, queue.take_running()
+    if running is not None:  # no stop_on_error aborts: the queues are answered next
+        answer_dead_request(sup, running, error, replied, main_shell, abort_queue=False)
 
 
 def answer_dead_subshells(sup: Supervisor, exit_info: ExitInfo) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 
+from kernelsvc.supervisor.protocol import CELL_HASH_SEED, MAX_HASHED_CHARS
 from kernelsvc.supervisor.worker_handle import ExitInfo
+from kernelsvc.worker.murmur import murmur2
 
 # Cells are compiled as ".../kernelsvc-cells-UID-PID/HASH.py" (the debugger's names, see
 # worker/cellfiles.py) or IPython's "<ipython-input-N-hash>"; faulthandler prints frames.
 CELL_FRAME = re.compile(
-    r'File "(?:<ipython-input-\d+-[0-9a-f]+>|[^"]*/kernelsvc-cells-[^"/]+/\d+\.py)", '
+    r'File "(<ipython-input-\d+-[0-9a-f]+>|[^"]*/kernelsvc-cells-[^"/]+/\d+\.py)", '
     r'line (\d+)')
 
 
@@ -40,14 +42,21 @@ def _last_report(stderr_lines: list[str]) -> list[str]:
 
 
 def _crashing_line(stderr_lines: list[str], code: str | None) -> tuple[int, str] | None:
-    """The most recent cell frame in a faulthandler dump, with that line of the cell."""
+    """The most recent frame of this cell in a faulthandler dump, with that line of the cell.
+    Cells are found by their file name (a hash of their text) when they have one, so a crash
+    in one shell's cell is not quoted as a line of another shell's."""
     if not code:
         return None
     lines = code.splitlines()
+    own_file = f"/{murmur2(code, CELL_HASH_SEED)}.py" if len(code) <= MAX_HASHED_CHARS else None
     for line in stderr_lines:
         match = CELL_FRAME.search(line)
-        if match:
-            number = int(match.group(1))
-            if 1 <= number <= len(lines):
-                return number, lines[number - 1]
+        if match is None:
+            continue
+        hashed = match.group(1).endswith(".py")
+        if hashed and (own_file is None or not match.group(1).endswith(own_file)):
+            continue  # another cell's frame
+        number = int(match.group(2))
+        if 1 <= number <= len(lines):
+            return number, lines[number - 1]
     return None

@@ -24,6 +24,9 @@ log = structlog.get_logger("kernelsvc.supervisor")
 
 # DAP commands after which the worker holds a debug session
 SESSION_STARTS = frozenset({"initialize", "attach"})
+# A debug request the worker has not answered by then gets a failure response, so one stuck
+# request (a __repr__ waiting on a lock the stopped main thread holds) cannot block a client.
+REPLY_TIMEOUT = 30.0
 
 
 class DebugRelay:
@@ -48,14 +51,23 @@ class DebugRelay:
             self.session_open = False
         self.in_flight[request.msg_id] = request
         sup.send_to_worker(Channel.CONTROL, request.wire())
+        sup.timers.call_later(REPLY_TIMEOUT, "debug_reply",
+                              lambda: self.give_up(sup, request.msg_id))
 
-    def on_reply(self, sup: Supervisor, frames: list[bytes]) -> None:
-        """The worker answered (frames as it sent them): that request is no longer ours."""
+    def give_up(self, sup: Supervisor, msg_id: str) -> None:
+        request = self.in_flight.pop(msg_id, None)
+        if request is not None:
+            log.warning("debug_request_timeout", msg_id=msg_id, timeout_s=REPLY_TIMEOUT)
+            answer_failure(sup, request, f"the debugger did not answer in {REPLY_TIMEOUT:g} s")
+
+    def on_reply(self, sup: Supervisor, frames: list[bytes]) -> bool:
+        """The worker answered (frames as it sent them): relay it, unless it comes after we
+        gave up on it (the client already has its one reply)."""
         try:
             parent = json.loads(frames[frames.index(DELIM) + 3])
-            self.in_flight.pop(parent.get("msg_id", ""), None)
+            return self.in_flight.pop(parent.get("msg_id", ""), None) is not None
         except (ValueError, IndexError, AttributeError):
-            pass
+            return False
 
     def on_worker_ready(self, sup: Supervisor) -> None:
         waiting, self.waiting = self.waiting, []

@@ -24,7 +24,6 @@ from kernelsvc.supervisor.debug import DebugRelay
 from kernelsvc.supervisor.outbox import Outbox
 from kernelsvc.supervisor.protocol import (
     DELIM,
-    NO_REPLY,
     Channel,
     ExecutionState,
     SysEvent,
@@ -321,16 +320,21 @@ class Supervisor:
             self.note_execution_count(frames)
         elif channel == Channel.STDIN.frame:
             self.input_pending = True
-        elif channel == Channel.CONTROL.frame:
-            self.debug.on_reply(self, frames[2:])
+        elif channel == Channel.CONTROL.frame and not self.debug.on_reply(self, frames[2:]):
+            return
         sock = self._relay_to.get(channel)
         if sock is not None:
             sock.send_multipart(frames[2:], copy=False)  # relayed as the worker signed it
 
     def note_execution_count(self, frames: list[bytes]) -> None:
-        """The count the running cell was given, for its reply if the worker dies in it."""
+        """The count the main shell's running cell was given, for its reply if the worker
+        dies in it (a subshell's execute_input does not count)."""
+        running = self.queue.running
         try:
             delimiter = frames.index(DELIM, 2)  # [id, channel, topic, DELIM, sig, h, p, m, c]
+            parent = self.session.unpack(frames[delimiter + 3])
+            if running is None or parent.get("msg_id") != running.msg_id:
+                return
             content = self.session.unpack(frames[delimiter + 5])
             self.running_count = int(content["execution_count"])
         except (ValueError, KeyError, TypeError, IndexError):
@@ -462,21 +466,13 @@ class Supervisor:
             self.worker.kill()
 
     def finish_stop(self) -> None:
-        """Nothing left unanswered: the running requests and the queues."""
-        running = self.queue.take_running()
-        if running is not None and not self.queue.replied and running.msg_type not in NO_REPLY:
-            error = {"ename": "KernelShutdown", "evalue": "the kernel was shut down",
-                     "traceback": []}
-            self.outbox.reply(self.sockets.shell, running, {"status": "error", **error})
-        if running is not None:
-            self.outbox.status(ExecutionState.IDLE, running.header)
+        """Nothing left unanswered: what each shell was running, then the queues."""
+        evalue = "the kernel was shut down"
+        error = {"ename": "KernelShutdown", "evalue": evalue,
+                 "traceback": [f"KernelShutdown: {evalue}"]}
+        casualties.answer_running(self, self.queue, error)
         for _, queue in self.subshells.items():
-            running = queue.take_running()
-            if running is not None and not queue.replied and running.msg_type not in NO_REPLY:
-                error = {"ename": "KernelShutdown", "evalue": "the kernel was shut down",
-                         "traceback": []}
-                self.outbox.reply_busy_idle(self.sockets.shell, running,
-                                            {"status": "error", **error})
+            casualties.answer_running(self, queue, error, main_shell=False)
         casualties.fail_everything(self, "the kernel is shutting down")
         self.exit_code = 0
 

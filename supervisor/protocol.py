@@ -120,6 +120,10 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad connection file, port in use: a clear one-line error
 
 
+CELL_HASH_SEED = 0x4B535643  # murmur2 seed of cell file names (debugInfo's hashSeed)
+MAX_HASHED_CHARS = 1 << 20  # bigger cells keep IPython's names (hashing is pure Python)
+
+
 def cell_dir(supervisor_pid: int) -> str:
     """Where cells are written for the debugger (``dumpCell``): per user and supervisor, so
     names survive worker restarts; the supervisor removes it when it exits."""

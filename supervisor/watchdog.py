@@ -39,7 +39,8 @@ class Watchdog:
         """SIGINT to the worker's group; a second one, or none answered in time, restarts it.
         Returns what happened, for the interrupt_reply."""
         sup = self.sup
-        subshells = self.interrupt_subshells()
+        # A user's interrupt is process-wide (JEP 91); a main cell's time limit is not.
+        subshells = source != "cell_timeout" and self.interrupt_subshells()
         running = sup.queue.running
         if running is None or not sup.lifecycle.is_(WorkerState.BUSY):
             return "interrupted" if subshells else "none"  # nothing else runs: harmless

@@ -18,13 +18,14 @@ import stat
 from IPython.core.compilerop import CachingCompiler
 
 from kernelsvc.supervisor import protocol
+from kernelsvc.supervisor.kernel_info import debugger_available
 from kernelsvc.worker.murmur import murmur2
 
-HASH_SEED = 0x4B535643  # any 32-bit value; JupyterLab reads it from debugInfo
+HASH_SEED = protocol.CELL_HASH_SEED  # JupyterLab reads it from debugInfo
 SUFFIX = ".py"
-# Hashing is pure Python (~60 ms per MiB): bigger cells keep IPython's usual name.
-MAX_HASHED_CHARS = 1 << 20
+MAX_HASHED_CHARS = protocol.MAX_HASHED_CHARS
 _LEADING_SPACE = re.compile(r"\s*")
+DEBUGGER = debugger_available()  # looked up once, in the fork server (debugpy not imported)
 
 
 @functools.cache
@@ -81,8 +82,9 @@ class CellCompiler(CachingCompiler):
         self._dropped_lines: dict[str, int] = {}
 
     def get_code_name(self, raw_code: str, transformed_code: str, number: int) -> str:
-        return cell_filename(raw_code) or super().get_code_name(
-            raw_code, transformed_code, number)
+        # Hashing costs ~10 ms per 100 KB of cell: only when a debugger could use the name.
+        name = cell_filename(raw_code) if DEBUGGER else None
+        return name or super().get_code_name(raw_code, transformed_code, number)
 
     def cache(self, transformed_code: str, number: int = 0, raw_code: str | None = None) -> str:
         raw = transformed_code if raw_code is None else raw_code

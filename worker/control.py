@@ -35,12 +35,15 @@ def serve_control(kernel: Kernel, shell: KernelShell, reader: Session) -> None:
         frames = kernel.link.control.get()
         if frames is None:
             return
-        request = parse_request(reader, Channel.CONTROL, frames)
-        if request.msg_type != MsgType.DEBUG_REQUEST:
-            continue  # the supervisor sends only these
-        if debugger is None:
-            debugger = load_debugger(kernel, shell)
-        answer_debug_request(kernel, debugger, request)
+        try:
+            request = parse_request(reader, Channel.CONTROL, frames)
+            if request.msg_type != MsgType.DEBUG_REQUEST:
+                continue  # the supervisor sends only these
+            if debugger is None:
+                debugger = load_debugger(kernel, shell)
+            answer_debug_request(kernel, debugger, request)
+        except Exception:  # this thread must outlive any one request
+            log.exception("control_request_failed")
 
 
 def load_debugger(kernel: Kernel, shell: KernelShell) -> Debugger | None:

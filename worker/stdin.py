@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import getpass as getpass_module
+import threading
 from typing import TYPE_CHECKING
 
 from IPython.core.error import StdinNotImplementedError
@@ -17,6 +18,10 @@ _real_getpass = getpass_module.getpass
 
 
 def _ask(kernel: Kernel, prompt: str, password: bool) -> str:
+    if threading.current_thread() is not threading.main_thread():
+        # One frontend prompt, read by the main shell: a subshell (or a user thread) asking
+        # at the same time would take the main cell's answer.
+        raise StdinNotImplementedError("input() is only available in the main shell")
     kernel.flush_streams()
     # Forget replies to earlier, abandoned requests (an interrupted input()).
     while not kernel.link.stdin.empty():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from kernelsvc.supervisor.crash_report import crash_error
+from kernelsvc.supervisor.protocol import CELL_HASH_SEED
 from kernelsvc.supervisor.worker_handle import ExitInfo, exit_info_from_returncode
+from kernelsvc.worker.murmur import murmur2
 
 FAULTHANDLER = [
     "noise before",
@@ -36,8 +38,19 @@ def test_report_without_stderr_or_code():
     assert error["traceback"] == [f"WorkerDied: {error['evalue']}"]
 
 
+def hashed_dump(code: str) -> list[str]:
+    name = f"/tmp/kernelsvc-cells-0-4242/{murmur2(code, CELL_HASH_SEED)}.py"
+    return [line.replace("<ipython-input-3-0a1b2c3d4e5f>", name) for line in FAULTHANDLER]
+
+
 def test_the_cell_line_is_found_under_the_debuggers_cell_file_names():
-    dump = [line.replace("<ipython-input-3-0a1b2c3d4e5f>",
-                         "/tmp/kernelsvc-cells-0-4242/3055961186.py") for line in FAULTHANDLER]
-    error = crash_error(ExitInfo(signal=11), dump, "import ctypes\nctypes.string_at(0)")
+    code = "import ctypes\nctypes.string_at(0)"
+    error = crash_error(ExitInfo(signal=11), hashed_dump(code), code)
     assert error["traceback"][1] == "The cell was running line 2: ctypes.string_at(0)"
+
+
+def test_a_frame_of_another_cell_is_not_quoted_as_this_ones():
+    """A subshell's cell crashed the worker: the main shell's cell was not on line 2."""
+    error = crash_error(ExitInfo(signal=11), hashed_dump("import ctypes\nctypes.string_at(0)"),
+                        "x = 1\nwait_for_something()")
+    assert not any(line.startswith("The cell was running") for line in error["traceback"])
