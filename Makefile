@@ -43,15 +43,26 @@ dist: $(STAMP)
 install-kernelspec: $(STAMP)
 	$(VENV)/bin/kernelsvc install --user
 
-## e2e-deps: Debian's chromium and chromium-driver, installed when missing (no downloads)
+## e2e-deps: Debian's chromium and chromium-driver, installed with apt-get when missing
+## (root or sudo); without apt-get or sudo it stops with an error, it never skips
 e2e-deps:
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "make e2e: /usr/bin/chromium or /usr/bin/chromedriver is missing and apt-get is" \
+	      "not available: install Chromium and its chromedriver there" >&2; exit 1; fi; \
+	  if [ -n "$(SUDO)" ] && ! command -v sudo >/dev/null 2>&1; then \
+	    echo "make e2e: installing chromium and chromium-driver needs root or sudo" >&2; \
+	    exit 1; fi; \
+	  set -x; \
 	  $(SUDO) apt-get update && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; fi
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+	    chromium chromium-driver || exit 1; fi
+	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || \
+	  { echo "make e2e: no /usr/bin/chromium or /usr/bin/chromedriver after apt-get" >&2; exit 1; }
 
 ## e2e: kernelsvc in JupyterLab, in headless Chromium (tests/e2e/README.md)
 e2e: $(STAMP) e2e-deps
-	$(PY) -m pip install --quiet 'jupyterlab>=4.6,<5' 'selenium>=4.20'
+	$(PY) -m pip install --quiet 'jupyterlab>=4.6,<4.7' 'selenium>=4.20,<5'
 	KERNELSVC_E2E_REQUIRED=1 $(PY) -m pytest tests/e2e -q
 
 clean:

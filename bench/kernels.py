@@ -53,8 +53,10 @@ def install_specs(tmp: Path) -> dict[str, str]:
     prefix = tmp / "prefix"
     exe = Path(sys.executable).with_name("kernelsvc")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kernelsvc.supervisor"]
-    subprocess.run([*cmd, "install", "--prefix", str(prefix)], check=True,
-                   capture_output=True, timeout=60)
+    # --max-output-bytes 0: no per-cell output budget (the install default keeps 1M), since
+    # the output benchmark prints 20 MB and checks every byte.
+    subprocess.run([*cmd, "install", "--prefix", str(prefix), "--max-output-bytes", "0"],
+                   check=True, capture_output=True, timeout=60)
     ipk = tmp / "ipk-kernels" / SPEC_NAME["ipykernel"]
     ipk.mkdir(parents=True)
     (ipk / "kernel.json").write_text(json.dumps({

@@ -106,7 +106,7 @@ def start(connection_file: Path, ip: str, log_level: str, log_format: str, boot_
     try:
         limits = resolve_limits(memory_limit, cell_timeout, interrupt_timeout)
         max_size = parse_size(max_message_size)
-        max_output = parse_size(max_output_bytes) if max_output_bytes else None
+        max_output = (parse_size(max_output_bytes) or None) if max_output_bytes else None  # 0: none
     except ValueError as exc:
         click.echo(f"kernelsvc: error: size option: {exc}", err=True)
         sys.exit(2)
@@ -161,15 +161,23 @@ def health(connection_file: Path, timeout: float) -> None:
 @click.option("--display-name", default=kernelspec.DEFAULT_DISPLAY_NAME, show_default=True)
 @click.option("--env", nargs=2, multiple=True, metavar="KEY VALUE",
               help="An environment variable for the kernel (repeatable).")
+@click.option("--max-output-bytes", default=kernelspec.DEFAULT_MAX_OUTPUT_BYTES,
+              show_default=True, metavar="SIZE",
+              help="Per-cell output budget written into the kernelspec (0: none).")
 def install(user: bool, sys_prefix: bool, prefix: str | None, name: str, display_name: str,
-            env: tuple[tuple[str, str], ...]) -> None:
+            env: tuple[tuple[str, str], ...], max_output_bytes: str) -> None:
     """Install a kernelspec so JupyterLab, nbclient and VS Code can launch kernelsvc."""
     if sum([user, sys_prefix, prefix is not None]) > 1:
         click.echo("kernelsvc: error: choose one of --user, --sys-prefix, --prefix", err=True)
         sys.exit(2)
     if sys_prefix:
         prefix = sys.prefix
-    path = kernelspec.install(name, display_name, user=user, prefix=prefix, env=dict(env))
+    try:
+        path = kernelspec.install(name, display_name, user=user, prefix=prefix, env=dict(env),
+                                  max_output_bytes=max_output_bytes)
+    except ValueError as exc:
+        click.echo(f"kernelsvc: error: --max-output-bytes: {exc}", err=True)
+        sys.exit(2)
     click.echo(f"Installed kernelspec {name} in {path}")
 
 

@@ -31,7 +31,7 @@ def test_install_writes_a_kernelspec_jupyter_lists(tmp_path):
     kernels = install(tmp_path, "--name", "ksvc", "--display-name", "KS", "--env", "A", "1")
     spec = json.loads((kernels / "ksvc" / "kernel.json").read_text())
     assert spec["argv"] == [sys.executable, "-m", "kernelsvc.supervisor", "start", "-f",
-                            "{connection_file}"]
+                            "{connection_file}", "--max-output-bytes", "1M"]
     assert spec["display_name"] == "KS" and spec["language"] == "python"
     assert spec["interrupt_mode"] == "signal" and spec["env"] == {"A": "1"}
     assert spec["metadata"]["kernel_provisioner"] == {"provisioner_name": "kernelsvc"}

@@ -7,9 +7,11 @@ that is an error.
 
 from __future__ import annotations
 
+import glob
 import importlib.util
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,9 @@ def lab_server(tmp_path_factory):
     finally:
         lab.save_figures()
         left = server.stop()
+        if server.log_path.exists():  # kept with the screenshots: pytest's tmp dirs rotate
+            lab.ARTIFACTS.mkdir(exist_ok=True)
+            shutil.copy(server.log_path, lab.ARTIFACTS / "server.log")
         assert not left, f"processes left after stopping the server: {left}"
         assert not lab.processes_mentioning(str(server.base)), "a Jupyter process survived"
 
@@ -76,6 +81,9 @@ def notebook(lab_server, tmp_path, request):
     shut down through the REST API and checked gone by pid."""
     profile = tmp_path / "chromium-profile"
     state: dict = {}
+    for old in lab.ARTIFACTS.glob(f"FAILED-{glob.escape(request.node.name)}.*"):
+        old.unlink()  # a past run's
+    log_mark = lab_server.log_size()
 
     def open_notebook(sources: list[str]) -> lab.NotebookPage:
         state["driver"] = driver = lab.chrome(profile)
@@ -93,6 +101,9 @@ def notebook(lab_server, tmp_path, request):
         if call is not None and call.failed and "page" in state:
             try:
                 state["page"].screenshot(f"FAILED-{request.node.name}")
+                (lab.ARTIFACTS / f"FAILED-{request.node.name}.log").write_text(
+                    f"page: {state['page'].describe()}\n\nserver log during the test:\n"
+                    + lab_server.log_since(log_mark))
             except Exception as exc:  # the screenshot is a courtesy; report, don't mask
                 problems.append(f"failure screenshot: {exc!r}")
         browser_pids = {state["chromedriver"]} | lab.descendants(state["chromedriver"])

@@ -42,6 +42,9 @@ LAB_SETTINGS = {
     # Every cell attached to the DOM, so the page can be inspected as a whole.
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
 }
+# No build check: it runs node when there is one (CPU on every page load) and could put a
+# "Build Recommended" dialog over the notebook on a machine whose node finds something to do.
+PAGE_CONFIG = {"buildCheck": False, "buildAvailable": False}
 
 
 def free_port() -> int:
@@ -124,6 +127,15 @@ class LabServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def log_size(self) -> int:
+        """A mark in the server's log (kernelsvc's JSON lines included), for log_since."""
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def log_since(self, mark: int) -> str:
+        with open(self.log_path, "rb") as log:
+            log.seek(mark)
+            return log.read().decode(errors="replace")
+
     def start(self) -> LabServer:
         dirs = {var: self.base / sub for var, sub in (
             ("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
@@ -136,6 +148,9 @@ class LabServer:
             target = dirs["JUPYTERLAB_SETTINGS_DIR"] / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(json.dumps(values))
+        labconfig = dirs["JUPYTER_CONFIG_DIR"] / "labconfig"
+        labconfig.mkdir()
+        (labconfig / "page_config.json").write_text(json.dumps(PAGE_CONFIG))
         prefix = self.base / "prefix"
         install = subprocess.run(
             [sys.executable, "-m", "kernelsvc.supervisor", "install", "--prefix", str(prefix)],
@@ -338,6 +353,18 @@ if (!window.__e2e) {
 """
 
 
+DESCRIBE_JS = """
+const ind = document.querySelector('.jp-Notebook-ExecutionIndicator');
+return {
+  toolbar: ind && ind.getAttribute('data-status'),
+  prompts: [...document.querySelectorAll('.jp-Notebook .jp-Cell .jp-InputPrompt')]
+      .map(p => p.textContent.trim()),
+  statuses: window.__e2e ? window.__e2e.statuses.slice(-8) : 'the page was reloaded',
+  dialogs: [...document.querySelectorAll('.jp-Dialog')].map(d => d.innerText),
+};
+"""
+
+
 class NotebookPage:
     """One notebook open in JupyterLab: cells run with Shift+Enter, buttons clicked."""
 
@@ -349,12 +376,31 @@ class NotebookPage:
 
     def wait(self, condition, timeout: float = CELL, what: str = "the page"):
         """WebDriverWait on ``condition()`` (no arguments), polling every 50 ms."""
-        from selenium.common.exceptions import StaleElementReferenceException
+        from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.05,
-                             ignored_exceptions=(StaleElementReferenceException,)).until(
-            lambda _driver: condition(), message=f"timed out after {timeout}s waiting for {what}")
+        try:
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.05,
+                                 ignored_exceptions=(StaleElementReferenceException,)).until(
+                lambda _driver: condition())
+        except TimeoutException:
+            raise TimeoutException(f"timed out after {timeout}s waiting for {what}; "
+                                   f"then: {self.describe()}") from None
+
+    def describe(self) -> str:
+        """What the server and the page say now, for a failure message (one script call, so
+        a frozen page costs one script timeout, not one per element)."""
+        state: dict[str, Any] = {}
+        try:
+            state["kernel"] = (self.server.kernel(self.kernel_id)["execution_state"]
+                               if self.kernel_id else None)
+        except Exception as exc:  # a description must not hide the failure it describes
+            state["kernel"] = f"unavailable: {exc!r}"
+        try:
+            state["page"] = self.driver.execute_script(DESCRIBE_JS)
+        except Exception as exc:
+            state["page"] = f"unavailable: {exc.__class__.__name__}"
+        return json.dumps(state)
 
     def open(self) -> NotebookPage:
         """Create the notebook through the contents API and open it in a fresh workspace."""

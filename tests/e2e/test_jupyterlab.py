@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from kernelsvc.supervisor import kernelspec
+from kernelsvc.supervisor.limits import parse_size
 from tests.e2e import lab
 from tests.e2e.lab import CELL, PAGE, is_number_prompt, record
 from tests.helpers.waiting import wait_until
@@ -37,6 +39,8 @@ def test_kernelsvc_kernelspec_is_listed_by_the_server(lab_server):
     spec = specs[lab.KERNEL_NAME]["spec"]
     assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == "kernelsvc"
     assert spec["interrupt_mode"] == "signal" and spec["language"] == "python"
+    # the default per-cell output budget: what keeps the page usable under a print flood
+    assert spec["argv"][-2:] == ["--max-output-bytes", kernelspec.DEFAULT_MAX_OUTPUT_BYTES]
     installed = lab_server.base / "prefix" / "share" / "jupyter" / "kernels" / lab.KERNEL_NAME
     assert (installed / "kernel.json").is_file()
 
@@ -174,19 +178,31 @@ def test_interrupt_button_stops_a_busy_loop_and_variables_survive(notebook):
     assert not no_died_dialog(page)
 
 
-IGNORES_SIGINT = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: pass"
+IGNORES_SIGINT = ("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                  "print('ignoring SIGINT')\nwhile True: pass")
 
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("presses", [1, 2])
-def test_interrupting_code_that_ignores_sigint_restarts_the_worker(notebook, presses):
+def test_interrupting_code_that_ignores_sigint_restarts_the_worker(notebook, lab_server,
+                                                                   presses):
     page = notebook(["x = 1", IGNORES_SIGINT, "print('next cell ran'); 'x' in globals()"])
     assert page.run_and_wait(0) == "[1]:"
     page.run(1)
     page.wait_running(1)
+    # an interrupt that came before SIG_IGN would be an ordinary KeyboardInterrupt
+    page.wait(lambda: page.stream(1, "stdout") == "ignoring SIGINT", CELL,
+              "the cell to say it ignores SIGINT")
 
+    mark = lab_server.log_size()
     clicked = time.monotonic()
-    for _ in range(presses):
+    for press in range(presses):
+        if press:
+            # Pressed again once the first press took effect, as a person would: two SIGINTs
+            # sent before the supervisor gets the CPU are one signal (POSIX does not queue
+            # them), and that one would be escalated after the grace period instead.
+            wait_until(lambda: '"interrupt_sent"' in lab_server.log_since(mark), CELL,
+                       "the supervisor to pass the first press on to the worker")
         page.click_button(INTERRUPT)
     prompt = page.wait_done(1, timeout=CELL + GRACE)
     elapsed = time.monotonic() - clicked
@@ -295,8 +311,17 @@ def test_print_flood_leaves_the_page_responsive_and_interrupt_works(notebook, la
     page.click_button(INTERRUPT)
     prompt = page.wait_done(1, timeout=CELL * 2)
     record("print flood: interrupt button to kernel idle", time.monotonic() - clicked)
-    assert "KeyboardInterrupt" in page.errors(1)
+    errors = page.errors(1)
+    assert "KeyboardInterrupt" in errors
+    # kernelspec's default budget kept the head and the tail and said what it left out
+    budget = parse_size(kernelspec.DEFAULT_MAX_OUTPUT_BYTES)
+    assert f"characters of output omitted here (--max-output-bytes {budget})" in errors, errors
     assert prompt == "[2]:"
+    shown = page.driver.execute_script("return arguments[0].textContent.length", page.cell(1))
+    record("print flood: text in the flooded cell at the end", shown / 1e6, "MB")
+    started = time.monotonic()
+    page.select(0)
+    record("print flood: a click after the cell ended", time.monotonic() - started)
     assert page.run_and_wait(2) == "[3]:"
     assert page.output_text(2) == "42"
     assert not no_died_dialog(page)
