@@ -129,11 +129,13 @@ class Bench:
         self.record(scenario, kind, sample)
         log(f"  {scenario} {kind}: {brief(sample)}")
 
-    async def run(self, quick: bool) -> None:
+    async def run(self, quick: bool, only: set[str] | None = None) -> None:
         for kind in KINDS:  # warm the page cache; not measured
             await sc.launch(kind, self.ctx)
         for scenario, (reps_quick, reps, timeout) in PLAN.items():
-            if scenario == "round_trips" and not self.kernels:
+            if only is not None and scenario not in only:
+                continue
+            if scenario != "launch" and not self.kernels:
                 for kind in KINDS:
                     await self.start(kind)
             if scenario == "print_20mb":
@@ -181,7 +183,7 @@ async def amain(args: argparse.Namespace) -> int:
                      quick=args.quick, never_bound=never_bound)
         bench = Bench(ctx)
         try:
-            await bench.run(args.quick)
+            await bench.run(args.quick, set(args.only.split(",")) if args.only else None)
         finally:
             killed = await bench.close()
             log(f"killed {len(killed)} leftover processes by pid: {killed}; "
@@ -190,7 +192,8 @@ async def amain(args: argparse.Namespace) -> int:
     figures = report.build(bench.runs, grace, never_bound)
     meta = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "mode": "quick" if args.quick else "default",
+        "mode": ("quick" if args.quick else "default") + (f" (only {args.only})"
+                                                          if args.only else ""),
         "machine": machine(),
         "versions": {p: version(p) for p in ("kernelsvc", "ipykernel", "jupyter_client",
                                              "pyzmq", "ipython", "tornado")},
@@ -242,6 +245,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (< 5 min)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--only", default="", metavar="SCENARIOS",
+                        help=f"comma-separated, of: {','.join(PLAN)} (while iterating)")
     parser.add_argument("--keep-tmp", action="store_true",
                         help="keep the temporary directory (kernel logs)")
     return asyncio.run(amain(parser.parse_args()))

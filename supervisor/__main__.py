@@ -1,3 +1,17 @@
-from kernelsvc.supervisor.cli import main
+"""`python -m kernelsvc.supervisor`, the command kernelspecs run.
+
+For `start`, the fork server is started first, before the supervisor's imports (click,
+structlog, zmq, jupyter_client: ~150 ms), so that its own import of IPython runs
+alongside them and the first worker is ready sooner.
+"""
+
+import sys
+
+if sys.argv[1:2] == ["start"]:
+    from kernelsvc.supervisor.forkserver import prestart
+
+    prestart(sys.argv[2:])
+
+from kernelsvc.supervisor.cli import main  # noqa: E402
 
 main()

@@ -13,7 +13,12 @@ from collections.abc import Callable
 import structlog
 import zmq
 
-from kernelsvc.supervisor.forkserver import ForkServer, become_subreaper
+from kernelsvc.supervisor.forkserver import (
+    ForkServer,
+    become_subreaper,
+    take_prestarted,
+    worker_env,
+)
 from kernelsvc.supervisor.worker_handle import ExitInfo, WorkerHandle, exit_info_from_returncode
 
 log = structlog.get_logger("kernelsvc.supervisor")
@@ -32,27 +37,42 @@ class Spawner:
         self.endpoint = endpoint
         self.on_worker_exit = on_worker_exit
         self.on_forkserver_exit = on_forkserver_exit
-        self.forkserver = ForkServer(preload)
         self.worker: WorkerHandle | None = None
         self._fds: set[int] = set()
         if not become_subreaper():
             log.warning("subreaper_unavailable")
+        # Started by `python -m kernelsvc.supervisor start` before the supervisor's imports.
+        self.forkserver = take_prestarted(preload) or ForkServer(preload)
+        self._check_prestarted = self.forkserver.sock is not None
+        if self._check_prestarted:
+            self._watch_forkserver(prestarted=True)
+            self.forkserver.restore_priority()
 
     # ------------------------------------------------------------ asking for workers
 
     def spawn(self, generation: int) -> WorkerHandle:
         self.worker = WorkerHandle(generation)
+        if self._check_prestarted:
+            # It may have died before our SIGCHLD handling was installed, unseen: replace it.
+            self._check_prestarted = False
+            if self.forkserver.proc.poll() is not None:
+                self._unwatch(self.forkserver.fileno())
+                self._unwatch(self.forkserver.stderr.fd)
+                self.forkserver.discard()
+                self.forkserver = ForkServer(self.forkserver.preload)
         if self.forkserver.sock is None:
             self.start_forkserver()
         self._request_if_ready()
         return self.worker
 
     def start_forkserver(self) -> None:
-        env = worker_env()
-        self.forkserver.start(env)
+        self.forkserver.start(worker_env())
+        self._watch_forkserver()
+
+    def _watch_forkserver(self, prestarted: bool = False) -> None:
         self._watch(self.forkserver.fileno())
         self._watch(self.forkserver.stderr.fd)
-        log.info("forkserver_started", forkserver_pid=self.forkserver.pid)
+        log.info("forkserver_started", forkserver_pid=self.forkserver.pid, prestarted=prestarted)
 
     def _request_if_ready(self) -> None:
         worker = self.worker
@@ -132,14 +152,3 @@ class Spawner:
 
     def stop(self) -> None:
         self.forkserver.stop()
-
-
-def worker_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # Figures show inline in notebooks without %matplotlib inline, as users expect.
-    env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    env["PYTHONUNBUFFERED"] = "1"
-    # systemd's notify socket and watchdog are the supervisor's, not the workers'.
-    for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
-        env.pop(name, None)
-    return env

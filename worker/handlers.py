@@ -16,6 +16,7 @@ from kernelsvc.worker import comms, interrupts
 from kernelsvc.worker.kernel import Kernel, Request
 from kernelsvc.worker.shell import KernelShell
 from kernelsvc.worker.stdin import stdin_allowed
+from kernelsvc.worker.streams import FLUSH_TIMEOUT
 
 Handler = Callable[[Kernel, KernelShell, Request], dict[str, Any] | None]
 
@@ -29,7 +30,7 @@ def execute(kernel: Kernel, shell: KernelShell, request: Request) -> dict[str, A
         kernel.publish("execute_input", {"code": code, "execution_count": shell.execution_count})
         # Out before user code runs: if the cell kills the worker, the supervisor still
         # knows the cell's number (and the frontend saw it start).
-        kernel.link.flush(timeout=1.0)
+        kernel.link.flush(timeout=FLUSH_TIMEOUT)
     shell._last_error = None
     result = None
     try:
@@ -41,6 +42,8 @@ def execute(kernel: Kernel, shell: KernelShell, request: Request) -> dict[str, A
             result = ExecutionResult(None)
             result.error_in_exec = exc
         # else: the cell had finished; a late interrupt changes nothing
+    if store_history:
+        shell.schedule_history_write()
     reply = _execute_outcome(shell, result)
     reply["execution_count"] = shell.execution_count - 1
     reply["user_expressions"] = (
@@ -181,7 +184,9 @@ HANDLERS: dict[str, Handler] = {
 def handle(kernel: Kernel, shell: KernelShell, request: Request) -> tuple[dict | None, bool]:
     """Run one request with busy/idle around it. Returns (reply content, abort the queue)."""
     kernel.set_parent(request)
-    kernel.status(ExecutionState.BUSY)
+    # busy leaves at once, or with execute_input (sent and flushed next); the reply and
+    # idle with the DONE that serve_one sends next: one round of the IO thread each.
+    kernel.status(ExecutionState.BUSY, wake=not _sends_execute_input(request))
     started = datetime.now(UTC)
     try:
         reply = run_handler(kernel, shell, request)
@@ -192,14 +197,19 @@ def handle(kernel: Kernel, shell: KernelShell, request: Request) -> tuple[dict |
     if reply is not None:
         metadata = {"started": started, "dependencies_met": True, "engine": kernel.engine_id,
                     "status": reply["status"]}
-        kernel.reply(request, reply, metadata=metadata)
+        kernel.reply(request, reply, metadata=metadata, wake=False)
         abort = (
             request.msg_type == MsgType.EXECUTE_REQUEST
             and reply["status"] == "error"
             and bool((request.content or {}).get("stop_on_error", True))
         )
-    kernel.status(ExecutionState.IDLE)
+    kernel.status(ExecutionState.IDLE, wake=False)
     return reply, abort
+
+
+def _sends_execute_input(request: Request) -> bool:
+    return request.msg_type == MsgType.EXECUTE_REQUEST and isinstance(request.content, dict) \
+        and not request.content.get("silent", False)
 
 
 def run_handler(kernel: Kernel, shell: KernelShell, request: Request) -> dict[str, Any] | None:

@@ -54,6 +54,9 @@ class Link:
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        # Set by the first wake after the IO thread last woke up: later ones skip the write
+        # (a system call, and a GIL hand-over to the IO thread for each message sent).
+        self._woken = False
         self._running = False
         self.thread = threading.Thread(target=self._run, name="kernelsvc-io", daemon=True)
 
@@ -63,13 +66,16 @@ class Link:
         self._running = True
         self.thread.start()
 
-    def send(self, channel: Channel, frames: list[bytes]) -> None:
-        """Queue one message; waits while the queue is full (backpressure)."""
+    def send(self, channel: Channel, frames: list[bytes], wake: bool = True) -> None:
+        """Queue one message; waits while the queue is full (backpressure). ``wake=False``:
+        the caller sends another message at once that wakes the IO thread (a request's
+        reply, then its idle, then DONE), so they leave together, in one round."""
         if len(self._out) >= MAX_QUEUED and threading.current_thread() is not self.thread:
             with self._room:
                 self._room.wait_for(lambda: len(self._out) < MAX_QUEUED // 2, timeout=5.0)
         self._out.append([channel.frame, *frames])
-        self._wake()
+        if wake:
+            self._wake()
 
     def send_sys(self, event: SysEvent, **fields: Any) -> None:
         self.send(Channel.SYS, [json.dumps({"event": event, **fields}).encode()])
@@ -101,6 +107,9 @@ class Link:
     # ------------------------------------------------------------- IO thread
 
     def _wake(self) -> None:
+        if self._woken:
+            return  # the IO thread has not started its next round yet: it will see this too
+        self._woken = True
         try:
             os.write(self._wake_w, b"\0")
         except BlockingIOError:
@@ -118,6 +127,7 @@ class Link:
                 events = dict(poller.poll(self._timeout_ms()))
                 if self._wake_r in events:
                     self._drain_wake()
+                    self._woken = False  # after draining, before the queues: no wake is lost
                 self._send_out()  # before calls: flush() waits for what was queued before it
                 self._run_calls()
                 self._run_timers()

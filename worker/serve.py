@@ -9,10 +9,10 @@ from typing import Any
 
 from jupyter_client.session import Session
 
-from kernelsvc.supervisor.protocol import Channel, SysEvent
+from kernelsvc.supervisor.protocol import DELIM, Channel, SysEvent
 from kernelsvc.worker import comms, connect, control, interrupts
 from kernelsvc.worker.handlers import HANDLERS, handle
-from kernelsvc.worker.kernel import Kernel, Request
+from kernelsvc.worker.kernel import Header, Kernel, Request
 from kernelsvc.worker.link import Link
 from kernelsvc.worker.shell import KernelShell, build_shell
 from kernelsvc.worker.streams import FdCapture, OutStream
@@ -112,16 +112,24 @@ def serve_one(kernel: Kernel, shell: KernelShell, request: Request) -> None:
 
 
 def parse_request(reader: Session, channel: str, frames: list[bytes]) -> Request:
-    idents, msg_frames = reader.feed_identities(frames)
-    try:
-        msg = reader.deserialize(msg_frames)
-    except Exception:
-        # Verified by the supervisor, so only the content can be broken: answer as an error.
-        msg = {"header": reader.unpack(msg_frames[1]), "parent_header": {}, "metadata": {},
-               "content": None, "buffers": []}
-    if not isinstance(msg.get("content"), dict):
-        msg["content"] = None
+    """Decode a request the supervisor forwarded. Not verified again: the supervisor checked
+    its signature (and that it is no replay) before forwarding it over our private socket."""
+    at = frames.index(DELIM)
+    idents, (_, header, parent, metadata, content, *buffers) = frames[:at], frames[at + 1:]
+    msg = {"header": Header(header), "parent_header": _object(reader, parent) or {},
+           "metadata": _object(reader, metadata) or {}, "content": _object(reader, content),
+           "buffers": [memoryview(b) for b in buffers]}
+    msg["msg_id"], msg["msg_type"] = msg["header"]["msg_id"], msg["header"]["msg_type"]
     return Request(channel=channel, idents=idents, msg=msg)
+
+
+def _object(reader: Session, frame: bytes) -> dict[str, Any] | None:
+    """A frame's JSON object; None if it is not one (the handlers answer that as an error)."""
+    try:
+        value = reader.unpack(frame)
+    except Exception:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def stop(kernel: Kernel, shell: KernelShell) -> None:

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 
 from IPython.core import page
 from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher
+from IPython.core.history import HistoryOutput
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets import Any as AnyTrait
 from traitlets import Type
 
 from kernelsvc.worker.cellfiles import CellCompiler
-from kernelsvc.worker.kernel import Kernel
+from kernelsvc.worker.kernel import Header, Kernel
+
+# IPython writes each cell's history to SQLite (a commit, with its fsyncs) as the cell ends.
+# Here cells are written in batches instead: at most HISTORY_WRITE_DELAY seconds after a cell
+# (or at once when HISTORY_BATCH cells are waiting), and at a clean stop. A worker that dies
+# loses at most the cells of the last HISTORY_WRITE_DELAY seconds from the database (the
+# running session's history, in memory, is what history requests read).
+HISTORY_BATCH = 1000
+HISTORY_WRITE_DELAY = 1.0
 
 
 class KernelDisplayHook(DisplayHook):
@@ -80,6 +90,48 @@ class KernelShell(InteractiveShell):
     def _last_error(self, value: dict[str, Any] | None) -> None:
         self._errors.last = value
 
+    def init_history(self) -> None:
+        super().init_history()
+        history = self.history_manager
+        if history.db_cache_size <= 1:  # IPython's default; a configured batch is kept
+            history.db_cache_size = HISTORY_BATCH
+        self._history_write_due = False
+
+    def schedule_history_write(self) -> None:
+        """A cell was stored: have the history thread write the batch a little later."""
+        if self._history_write_due or self.kernel is None:
+            return
+        self._history_write_due = True
+        self.kernel.link.call_later(HISTORY_WRITE_DELAY, self._write_history)
+
+    def _write_history(self) -> None:
+        """On the IO thread: wake IPython's history thread (it writes on its own connection)."""
+        self._history_write_due = False
+        history = self.history_manager
+        if history.using_thread:
+            history._restart_thread_if_stopped()  # a fork by user code stops it
+            if history.save_flag is not None:
+                history.save_flag.set()
+
+    @contextlib.contextmanager
+    def _tee(self, channel):
+        """IPython 9 wraps sys.stdout/stderr.write around each cell to copy the cell's stream
+        output into history (for %notebook): a Python call more per write, and not thread
+        safe (subshells run cells at once). Here the streams copy it instead, once per batch
+        they send (record_stream): the cell's request header says which cell it is."""
+        header = self.kernel.parent_header if self.kernel is not None else None
+        if channel == "stdout" and isinstance(header, Header):
+            header.cell = self.execution_count
+        yield
+
+    def record_stream(self, cell: int, name: str, text: str) -> None:
+        """Stream output of history cell ``cell``, as IPython's tee keeps it."""
+        output_type = "out_stream" if name == "stdout" else "err_stream"
+        outputs = self.history_manager.outputs[cell]
+        if not outputs or outputs[-1].output_type != output_type:
+            outputs.append(HistoryOutput(output_type=output_type, bundle={"stream": []}))
+        outputs[-1].bundle["stream"].append(text)
+
     def init_environment(self) -> None:
         super().init_environment()
         import os
@@ -120,4 +172,5 @@ class KernelShell(InteractiveShell):
 def build_shell(kernel: Kernel) -> KernelShell:
     shell = KernelShell.instance(kernel=kernel)
     shell._last_error = None
+    kernel.stream_history = shell.record_stream
     return shell

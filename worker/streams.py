@@ -9,19 +9,24 @@ after a short interval, or at once when the buffer is large or the request ends.
 from __future__ import annotations
 
 import codecs
-import fcntl
 import io
 import os
 import select
-import termios
 import threading
+from fcntl import ioctl
+from termios import FIONREAD
+from threading import get_ident
 from typing import TYPE_CHECKING
+
+from kernelsvc.worker import kernel as kernel_module
+from kernelsvc.worker.kernel import NO_PARENT
 
 if TYPE_CHECKING:
     from kernelsvc.worker.kernel import Kernel
 
 FLUSH_INTERVAL = 0.05  # seconds: output appears live, but in few messages
 FLUSH_SIZE = 64 * 1024  # bytes: above this, send without waiting
+NOTHING = bytes(4)  # FIONREAD's answer for an empty pipe
 FLUSH_TIMEOUT = 10.0  # seconds an explicit flush() waits for the IO thread
 
 
@@ -35,6 +40,9 @@ class OutStream(io.TextIOBase):
         self.session = kernel.session
         self.pub_thread = kernel.link
         self._fd = fd
+        self._pid = kernel.pid
+        self._parents = kernel._parents
+        self._main_thread = kernel._main_thread
         self._capture: FdCapture | None = None
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
@@ -70,41 +78,64 @@ class OutStream(io.TextIOBase):
         return self._fd
 
     def write(self, string: str) -> int:
+        # Every print() comes here twice, so the common case is inlined: one system call (is
+        # there fd-level output to go first?) and an append under the lock.
+        if type(string) is not str and not isinstance(string, str):
+            raise TypeError(f"write() argument must be str, not {type(string).__name__}")
         if self.closed:
             raise ValueError("I/O operation on closed file")
-        if not isinstance(string, str):
-            raise TypeError(f"write() argument must be str, not {type(string).__name__}")
         if not string:
             return 0
-        if os.getpid() != self.kernel.pid and self._fd is not None:
+        if kernel_module._pid != self._pid and self._fd is not None:
             self._write_from_child(string)
             return len(string)
-        if self._capture is not None and self._capture.pending():
-            # Bytes already written to the fd (a finished subprocess, a forked child)
-            # came first, so they go first.
-            self._capture.drain()
-        self._append(string)
+        capture = self._capture
+        if capture is not None:
+            # Bytes already written to the fd (a finished subprocess, a forked child) came
+            # first, so they go first: still in the pipe (one cheap ioctl), or read by the
+            # reader thread but not yet appended (busy; checked after the pipe, in this order).
+            ioctl(capture.read_fd, FIONREAD, capture.nread)
+            if capture.nread != NOTHING or capture.busy:
+                capture.drain()
+        parents = self._parents  # Kernel.parent_header, inlined
+        request = parents.get(get_ident()) or parents.get(self._main_thread)
+        parent = request.header if request is not None else NO_PARENT
+        with self._lock:  # the common case of _append, inlined: more of this request's text
+            if self._parent is parent and self._flush_pending:
+                self._parts.append(string)
+                self._size += len(string)
+                if self._size < FLUSH_SIZE:
+                    return len(string)
+                full = True
+            else:
+                full = False
+        if full:
+            self._send_buffer()
+        else:
+            self._append(string, parent)
         return len(string)
 
-    def _append(self, string: str) -> None:
-        parent = self.kernel.parent_header
+    def _append(self, string: str, parent: dict | None = None) -> None:
+        if parent is None:
+            parent = self.kernel.parent_header
         while True:
             with self._lock:
                 # The buffer holds one request's text: another request's (a subshell's)
                 # goes out first, under its own parent.
-                if not self._parts or self._parent is parent:
+                if self._parent is parent or not self._parts:
                     self._parent = parent
                     self._parts.append(string)
                     self._size += len(string)
                     big = self._size >= FLUSH_SIZE
-                    schedule = not big and not self._flush_pending
-                    if schedule:
+                    if not big:
+                        if self._flush_pending:
+                            return  # the timer set for the buffer's first text sends it
                         self._flush_pending = True
                     break
             self._send_buffer()
         if big:
             self._send_buffer()
-        elif schedule:
+        else:
             self.kernel.link.call_later(FLUSH_INTERVAL, self._send_from_timer)
 
     def writelines(self, sequence) -> None:  # type: ignore[override]
@@ -114,7 +145,7 @@ class OutStream(io.TextIOBase):
     def flush(self) -> None:
         """Send everything written so far (fd-level output included) and wait until the
         IO thread has handed it to ZMQ, as ipykernel's flush does."""
-        if os.getpid() != self.kernel.pid:
+        if kernel_module._pid != self._pid:
             self._write_from_child("", force=True)
             return
         self.queue_pending()
@@ -175,7 +206,12 @@ class OutStream(io.TextIOBase):
             self._parts.clear()
             self._size = 0
             self._flush_pending = False
-        budget = self.kernel.budget_for(parent) if text else None
+        if not text:
+            return
+        cell = getattr(parent, "cell", None)
+        if cell is not None and self.kernel.stream_history is not None:
+            self.kernel.stream_history(cell, self.name, text)
+        budget = self.kernel.budget_for(parent)
         if budget is not None:
             text = budget.take(self.name, text)
         if text:
@@ -190,10 +226,10 @@ class FdCapture:
         self.stream = stream
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._lock = threading.Lock()
-        self._nread = bytearray(4)
+        self.nread = bytearray(4)
         self.busy = False
-        self._read, write = os.pipe2(os.O_CLOEXEC)
-        os.set_blocking(self._read, False)
+        self.read_fd, write = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(self.read_fd, False)
         os.dup2(write, fd)  # dup2 clears CLOEXEC on fd, so subprocesses inherit it
         os.close(write)
         self._thread = threading.Thread(target=self._run, name=f"kernelsvc-fd{fd}", daemon=True)
@@ -202,7 +238,7 @@ class FdCapture:
 
     def _run(self) -> None:
         poller = select.poll()
-        poller.register(self._read, select.POLLIN)
+        poller.register(self.read_fd, select.POLLIN)
         while True:
             poller.poll()
             if not self.drain():
@@ -220,7 +256,7 @@ class FdCapture:
     def _move(self) -> bool:
         while True:
             try:
-                data = os.read(self._read, 65536)
+                data = os.read(self.read_fd, 65536)
             except BlockingIOError:
                 return True
             except OSError:
@@ -230,10 +266,3 @@ class FdCapture:
             text = self._decoder.decode(data)
             if text:
                 self.stream._append(text)
-
-    def pending(self) -> bool:
-        """Are there bytes written before now that the stream has not taken yet: still in
-        the pipe (one cheap ioctl), or read by the reader thread but not yet appended?"""
-        fcntl.ioctl(self._read, termios.FIONREAD, self._nread)
-        # In this order: bytes gone from the pipe are, until appended, marked busy.
-        return any(self._nread) or self.busy
