@@ -120,6 +120,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad connection file, port in use: a clear one-line error
 
 
+INTERRUPT_TARGET = "interrupt-target"  # in the private dir: the msg_id a SIGINT is for
 CELL_HASH_SEED = 0x4B535643  # murmur2 seed of cell file names (debugInfo's hashSeed)
 MAX_HASHED_CHARS = 1 << 20  # bigger cells keep IPython's names (hashing is pure Python)
 

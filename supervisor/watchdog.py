@@ -6,13 +6,15 @@ through the crash path with an error that says why, so every request is still an
 
 from __future__ import annotations
 
+import os
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from kernelsvc.supervisor.limits import Limits, format_bytes, tree_rss
-from kernelsvc.supervisor.protocol import SysEvent
+from kernelsvc.supervisor.protocol import INTERRUPT_TARGET, SysEvent
 from kernelsvc.supervisor.states import WorkerState
 from kernelsvc.supervisor.wire import Inbound
 
@@ -50,6 +52,7 @@ class Watchdog:
         self.interrupted = running.msg_id
         log.info("interrupt_sent", source=source, worker_pid=sup.worker.pid,
                  generation=sup.generation, msg_id=running.msg_id)
+        write_interrupt_target(sup.private_dir, running.msg_id)  # before the signal
         sup.worker.signal_group(signal.SIGINT)
         sup.timers.call_later(self.limits.interrupt_timeout, "interrupt",
                               lambda: self._interrupt_deadline(running.msg_id))
@@ -149,6 +152,14 @@ class Watchdog:
             "evalue": f"the worker used {format_bytes(used)} of its {format_bytes(limit)} "
                       f"limit; worker restarted, variables lost",
         })
+
+
+def write_interrupt_target(private_dir: Path, msg_id: str) -> None:
+    """Which request the next SIGINT is for, where the worker's handler reads it: a signal
+    that lands after that request ended must not interrupt the next one."""
+    tmp = private_dir / "interrupt.tmp"
+    tmp.write_text(msg_id, encoding="utf-8")
+    os.replace(tmp, private_dir / INTERRUPT_TARGET)
 
 
 def _cell_timeout(metadata: dict[str, Any]) -> float | None:

@@ -65,7 +65,7 @@ def user_code_context(kernel: Kernel, request: Request) -> Iterator[None]:
             yield
         return
     with stdin_allowed(kernel, bool(request.content.get("allow_stdin", False))), \
-            interrupts.enabled():
+            interrupts.enabled(request.header.get("msg_id")):
         yield
 
 

@@ -3,7 +3,10 @@
 The supervisor signals only while a request is running, but the signal can land
 just before the cell's code starts (or between requests, for a request still in
 the queue). Such an interrupt is remembered and delivered when the code starts;
-one that arrives after the request ended is forgotten.
+one that arrives after the request ended is forgotten. Which request an interrupt
+was for is in a file the supervisor writes before it signals (a signal carries no
+data): one sent as a cell finished, before the supervisor knew, is dropped rather than
+hitting the next cell.
 """
 
 from __future__ import annotations
@@ -14,16 +17,31 @@ import signal
 import threading
 
 _pending = False
+_pending_for: str | None = None  # the msg_id that interrupt was meant for, if known
+_target_file: str | None = None
 _subshells_busy: set[int] = set()  # thread ids of subshells running user code
 _busy_lock = threading.Lock()
 
 
 def _remember(signum, frame) -> None:
-    global _pending
-    _pending = True
+    global _pending, _pending_for
+    _pending, _pending_for = True, _read_target()
 
 
-def install() -> None:
+def _read_target() -> str | None:
+    if _target_file is None:
+        return None
+    try:
+        with open(_target_file, encoding="utf-8") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def install(target_file: str | None = None) -> None:
+    global _target_file
+    if target_file is not None:
+        _target_file = target_file
     signal.signal(signal.SIGINT, _remember)
 
 
@@ -33,14 +51,16 @@ def forget_pending() -> None:
 
 
 @contextlib.contextmanager
-def enabled():
-    """While user code runs: default_int_handler raises KeyboardInterrupt (adding no frame)."""
+def enabled(msg_id: str | None = None):
+    """While user code runs: default_int_handler raises KeyboardInterrupt (adding no frame).
+    A remembered interrupt is delivered if it was for this request (``msg_id``)."""
     global _pending
     try:  # the handler is swapped inside the try, so the finally always swaps it back
         signal.signal(signal.SIGINT, signal.default_int_handler)
         if _pending:
             _pending = False
-            raise KeyboardInterrupt
+            if _pending_for is None or msg_id is None or _pending_for == msg_id:
+                raise KeyboardInterrupt
         yield
     finally:
         signal.signal(signal.SIGINT, _remember)

@@ -128,6 +128,13 @@ class Kernel:
         parent = parents.get(get_ident()) or parents.get(self._main_thread)
         return parent.header if parent else NO_PARENT
 
+    @property
+    def main_parent_header(self) -> dict[str, Any]:
+        """The main shell's request: fd-level output (subprocesses, C code) has no thread to
+        tell whose it is, and goes there."""
+        parent = self._parents.get(self._main_thread)
+        return parent.header if parent else NO_PARENT
+
     def budget_for(self, header: dict[str, Any]) -> OutputBudget | None:
         """The --max-output-bytes budget of a running request (None once it is finished:
         late output from its threads is not held back for a tail that is never sent)."""

@@ -15,7 +15,8 @@ from typing import Any
 from jupyter_client.session import Session
 
 from kernelsvc.supervisor.kernel_info import kernel_info_content
-from kernelsvc.supervisor.protocol import Channel, SysEvent
+from kernelsvc.supervisor.protocol import INTERRUPT_TARGET, Channel, SysEvent
+from kernelsvc.worker import interrupts
 from kernelsvc.worker.link import Link
 
 PR_SET_PDEATHSIG = 1
@@ -107,9 +108,11 @@ def main(argv: list[str] | None = None) -> None:
     config = receive_config(link)
     signer, reader = make_sessions(config)
 
-    from kernelsvc.worker.serve import build_kernel, serve
+    from kernelsvc.worker.serve import build_kernel, serve, start_threads
 
     kernel, shell = build_kernel(link, signer, config)
+    interrupts.install(interrupt_target_file(args.endpoint))
+    start_threads(kernel, shell, reader)  # before READY: requests may follow at once
     link.send_sys(
         SysEvent.READY,
         kernel_info=kernel_info(shell),
@@ -117,6 +120,11 @@ def main(argv: list[str] | None = None) -> None:
         pid=os.getpid(),
     )
     serve(kernel, shell, reader)
+
+
+def interrupt_target_file(endpoint: str) -> str:
+    """The supervisor's private dir holds the worker's socket and the interrupt target."""
+    return os.path.join(os.path.dirname(endpoint.removeprefix("ipc://")), INTERRUPT_TARGET)
 
 
 def kernel_info(shell) -> dict[str, Any]:

@@ -59,16 +59,19 @@ def capture_output(kernel: Kernel) -> None:
     sys.stdout, sys.stderr = stdout, stderr
 
 
-def serve(kernel: Kernel, shell: KernelShell, reader: Session) -> None:
-    """Serve the main shell on this (the main) thread, subshells and control on their own,
-    until the supervisor says stop."""
+def start_threads(kernel: Kernel, shell: KernelShell, reader: Session) -> None:
+    """Subshells (started by their first request) and control run on threads of their own."""
     link = kernel.link
     subshells = Subshells(lambda requests, subshell: serve_subshell(
         kernel, shell, reader, requests, subshell))
     link.route_subshell = subshells.route
     link.on_sys = subshells.on_sys
     control.start(kernel, shell, reader)
-    serve_requests(kernel, shell, reader, link.requests)
+
+
+def serve(kernel: Kernel, shell: KernelShell, reader: Session) -> None:
+    """Serve the main shell on this (the main) thread until the supervisor says stop."""
+    serve_requests(kernel, shell, reader, kernel.link.requests)
     stop(kernel, shell)
 
 

@@ -265,4 +265,4 @@ class FdCapture:
                 return False
             text = self._decoder.decode(data)
             if text:
-                self.stream._append(text)
+                self.stream._append(text, self.stream.kernel.main_parent_header)
