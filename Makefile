@@ -30,8 +30,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check supervisor worker tests bench
 
-## bench: restart figures (bench/README.md)
+## bench: kernelsvc and ipykernel side by side, then the restart figures (bench/README.md)
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) bench/harness.py
 	$(PY) bench/restart.py 20
 	$(PY) bench/restart_manager.py 20
 
