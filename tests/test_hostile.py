@@ -250,6 +250,41 @@ def test_max_output_bytes_keeps_head_and_tail(tmp_path):
         kernel.stop()
 
 
+def test_output_after_its_cell_ended_is_budgeted_too(tmp_path):
+    """A thread a cell started keeps printing after the cell: bounded all the same."""
+    from tests.helpers.kernel import start_kernel
+
+    kernel = start_kernel(tmp_path, "--max-output-bytes", "2000")
+    try:
+        kc = kernel.client()
+        kernel.remember_children()
+        cells = ["import threading\ngo, done = threading.Event(), threading.Event()\n"
+                 "def spam():\n    go.wait()\n"
+                 "    for _ in range(2000): print('y' * 99)\n    done.set()\n"
+                 "t = threading.Thread(target=spam)\nt.start()",
+                 "go.set()",  # ends at once: the thread prints after it
+                 "done.wait(30)",
+                 "t.join(10)"]  # its end publishes what late output held back
+        last = None
+        for code in cells:
+            last = kc.execute(code)
+            assert get_reply(kc, last, 40)["content"]["status"] == "ok"
+        streams = []
+        while True:  # everything published, whatever its parent, up to the last cell's idle
+            msg = kc.get_iopub_msg(timeout=10)
+            if msg["msg_type"] == "stream":
+                streams.append(msg["content"]["text"])
+            if msg["parent_header"].get("msg_id") == last and msg["msg_type"] == "status" \
+                    and msg["content"]["execution_state"] == "idle":
+                break
+        text = "".join(streams)
+        assert text.count("y") < 3 * 2000, "200 kB were printed; the budget must bound it"
+        assert "characters of output omitted here" in text
+        kc.stop_channels()
+    finally:
+        kernel.stop()
+
+
 @pytest.mark.parametrize("content", [b"not json", b"[1, 2, 3]"])
 def test_known_request_with_bad_content_gets_an_error_reply(kernel, kc, content):
     info = json.loads(kernel.connection_file.read_text())

@@ -103,6 +103,11 @@ class Kernel:
         self._parents: dict[int, Request] = {}
         self._main_thread = threading.main_thread().ident
         self._budgets: dict[str, OutputBudget] = {}
+        self._limit: int | None = config.get("max_output_bytes")
+        # Output that comes after its request finished (from a thread the cell started) has
+        # one budget of its own, so it cannot flood the frontend either.
+        self._late = OutputBudget(self._limit)
+        self._late_parent: dict[str, Any] = NO_PARENT
         # Where stream output of a cell goes in IPython's history (set by the shell).
         self.stream_history: Callable[[int, str, str], None] | None = None
 
@@ -115,8 +120,8 @@ class Kernel:
         """The request the calling shell thread now handles. It stays the thread's parent
         after it is done, so late output from the cell's threads still lands under it."""
         self._parents[get_ident()] = request
-        budget = OutputBudget(self.config.get("max_output_bytes"))
-        self._budgets[request.header.get("msg_id", "")] = budget
+        if self._limit is not None:
+            self._budgets[request.header.get("msg_id", "")] = OutputBudget(self._limit)
 
     def forget_thread(self) -> None:
         """A subshell thread ends."""
@@ -136,9 +141,15 @@ class Kernel:
         return parent.header if parent else NO_PARENT
 
     def budget_for(self, header: dict[str, Any]) -> OutputBudget | None:
-        """The --max-output-bytes budget of a running request (None once it is finished:
-        late output from its threads is not held back for a tail that is never sent)."""
-        return self._budgets.get(header.get("msg_id", ""))
+        """The --max-output-bytes budget of the request ``header`` names (None: no limit);
+        once it has finished, the budget for late output."""
+        if self._limit is None:
+            return None
+        budget = self._budgets.get(header.get("msg_id", ""))
+        if budget is None:
+            self._late_parent = header
+            budget = self._late
+        return budget
 
     def topic(self, msg_type: str) -> bytes:
         topic = self._topics.get(msg_type)
@@ -234,3 +245,8 @@ class Kernel:
         budget = self._budgets.pop(header.get("msg_id", ""), None)
         for name, text in budget.finish() if budget is not None else []:
             self.publish("stream", {"name": name, "text": text}, parent=header)
+        # Late output held back since the last request ended: its marker and tail, and a
+        # fresh budget for what comes next.
+        late_parent = self._late_parent
+        for name, text in self._late.finish() if self._limit is not None else []:
+            self.publish("stream", {"name": name, "text": text}, parent=late_parent)
