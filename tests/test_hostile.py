@@ -245,6 +245,11 @@ def test_max_output_bytes_keeps_head_and_tail(tmp_path):
         assert len(text) < 2200
         reply, msgs = execute(kc, "print('small')")  # the next request has a fresh budget
         assert [m["content"]["text"] for m in msgs if m["msg_type"] == "stream"] == ["small\n"]
+        reply, msgs = execute(kc, "for i in range(1000):\n    print(f'line {i:04d}')\n1 / 0")
+        kinds = [m["msg_type"] for m in msgs if m["msg_type"] in ("stream", "error")]
+        assert kinds[-1] == "error"  # the held-back tail comes before the traceback
+        assert "line 0999" in "".join(m["content"]["text"] for m in msgs
+                                      if m["msg_type"] == "stream")
         kc.stop_channels()
     finally:
         kernel.stop()

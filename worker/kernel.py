@@ -238,6 +238,17 @@ class Kernel:
             if queue_pending is not None:
                 queue_pending()
 
+    def release_held_output(self) -> None:
+        """Send what the budget holds back for the current request now (its marker and
+        tail), e.g. before an error, so the traceback comes after the output it ends."""
+        header = self.parent_header
+        msg_id = header.get("msg_id", "")
+        budget = self._budgets.get(msg_id)
+        if budget is None:
+            return
+        for name, text in budget.finish():  # finish() also starts the budget afresh
+            self.publish("stream", {"name": name, "text": text}, parent=header)
+
     def finish_output(self) -> None:
         """End of a request: flush, then what the output budget held back (marker and tail)."""
         self.flush_streams()

@@ -160,6 +160,7 @@ class KernelShell(InteractiveShell):
     def _showtraceback(self, etype, evalue, stb) -> None:
         kernel = self.kernel
         kernel.flush_streams()
+        kernel.release_held_output()  # the output's tail belongs above its traceback
         content = {"traceback": stb, "ename": str(etype.__name__), "evalue": str(evalue)}
         kernel.publish("error", content)
         self._last_error = content
