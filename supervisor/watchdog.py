@@ -158,8 +158,11 @@ def write_interrupt_target(private_dir: Path, msg_id: str) -> None:
     """Which request the next SIGINT is for, where the worker's handler reads it: a signal
     that lands after that request ended must not interrupt the next one."""
     tmp = private_dir / "interrupt.tmp"
-    tmp.write_text(msg_id, encoding="utf-8")
-    os.replace(tmp, private_dir / INTERRUPT_TARGET)
+    try:
+        tmp.write_text(msg_id, encoding="utf-8")
+        os.replace(tmp, private_dir / INTERRUPT_TARGET)
+    except OSError as exc:  # the interrupt still goes out, untargeted (as before)
+        log.warning("interrupt_target_unwritten", error=type(exc).__name__)
 
 
 def _cell_timeout(metadata: dict[str, Any]) -> float | None:
