@@ -28,4 +28,4 @@ def test_wheel_contains_every_module(tmp_path):
             assert arcname in names, f"{arcname} missing from the wheel"
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "kernelsvc = kernelsvc.supervisor.cli:main" in text
+    assert "kernelsvc = kernelsvc.supervisor.__main__:run" in text
