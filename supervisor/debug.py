@@ -44,10 +44,7 @@ class DebugRelay:
             self.waiting.append(request)  # starting or restarting: the next worker answers
 
     def forward(self, sup: Supervisor, request: Inbound) -> None:
-        command = unpack_content(sup.session, request).get("command")
-        if command in SESSION_STARTS:
-            self.session_open = True
-        elif command == "disconnect":
+        if unpack_content(sup.session, request).get("command") == "disconnect":
             self.session_open = False
         self.in_flight[request.msg_id] = request
         sup.send_to_worker(Channel.CONTROL, request.wire())
@@ -64,10 +61,16 @@ class DebugRelay:
         """The worker answered (frames as it sent them): relay it, unless it comes after we
         gave up on it (the client already has its one reply)."""
         try:
-            parent = json.loads(frames[frames.index(DELIM) + 3])
-            return self.in_flight.pop(parent.get("msg_id", ""), None) is not None
+            at = frames.index(DELIM)
+            request = self.in_flight.pop(json.loads(frames[at + 3]).get("msg_id", ""), None)
+            if request is not None and \
+                    unpack_content(sup.session, request).get("command") in SESSION_STARTS:
+                # A session is open once the worker's debugger says it started.
+                self.session_open = self.session_open or json.loads(frames[at + 5]).get(
+                    "success") is True
         except (ValueError, IndexError, AttributeError):
             return False
+        return request is not None
 
     def on_worker_ready(self, sup: Supervisor) -> None:
         waiting, self.waiting = self.waiting, []
