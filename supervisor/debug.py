@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from kernelsvc.supervisor.protocol import DELIM, Channel, ExecutionState, MsgType, dap_failure
+from kernelsvc.supervisor.protocol import DELIM, Channel, MsgType, dap_failure
 from kernelsvc.supervisor.states import WorkerState
 from kernelsvc.supervisor.wire import Inbound, unpack_content
 
@@ -100,8 +100,5 @@ def on_debug_request(sup: Supervisor, request: Inbound) -> None:
 
 
 def answer_failure(sup: Supervisor, request: Inbound, why: str) -> None:
-    content = unpack_content(sup.session, request)
-    response = dap_failure(str(content.get("command", "")), content.get("seq", 0), why)
-    sup.outbox.status(ExecutionState.BUSY, request.header)
-    sup.outbox.reply(sup.sockets.control, request, response)
-    sup.outbox.status(ExecutionState.IDLE, request.header)
+    response = dap_failure(unpack_content(sup.session, request), why)
+    sup.outbox.reply_busy_idle(sup.sockets.control, request, response)

@@ -131,7 +131,8 @@ def cell_dir(supervisor_pid: int) -> str:
     return os.path.join(tempfile.gettempdir(), f"kernelsvc-cells-{os.getuid()}-{supervisor_pid}")
 
 
-def dap_failure(command: str, request_seq: int, message: str) -> dict[str, object]:
-    """A DAP error response (a debug_reply's content) to request ``request_seq``."""
-    return {"type": "response", "seq": 0, "request_seq": request_seq, "success": False,
-            "command": command, "message": message, "body": {}}
+def dap_failure(request: dict, message: str) -> dict[str, object]:
+    """A DAP error response (a debug_reply's content) to ``request`` (a DAP request)."""
+    return {"type": "response", "seq": 0, "request_seq": request.get("seq", 0),
+            "success": False, "command": str(request.get("command", "")), "message": message,
+            "body": {}}

@@ -33,8 +33,6 @@ def serve_control(kernel: Kernel, shell: KernelShell, reader: Session) -> None:
     debugger = None
     while True:
         frames = kernel.link.control.get()
-        if frames is None:
-            return
         try:
             request = parse_request(reader, Channel.CONTROL, frames)
             if request.msg_type != MsgType.DEBUG_REQUEST:
@@ -57,20 +55,12 @@ def load_debugger(kernel: Kernel, shell: KernelShell) -> Debugger | None:
 def answer_debug_request(kernel: Kernel, debugger: Debugger | None, request: Request) -> None:
     kernel.status(ExecutionState.BUSY, parent=request.header)
     content = request.content or {}
-    try:
-        reply = debugger.handle(content, parent=request.header) if debugger is not None \
-            else no_debugger(content)
-    except Exception as exc:  # a bug in the debugger must still answer the request
-        log.exception("debug_request_failed")
-        reply = failed_response(content, f"{type(exc).__name__}: {exc}")
+    # Debugger.handle answers every request, its own failures included.
+    reply = debugger.handle(content, parent=request.header) if debugger is not None \
+        else no_debugger(content)
     kernel.reply(request, reply)
     kernel.status(ExecutionState.IDLE, parent=request.header)
 
 
 def no_debugger(content: dict[str, Any]) -> dict[str, Any]:
-    return failed_response(content, "the debugger needs debugpy: pip install kernelsvc[debug]")
-
-
-def failed_response(content: dict[str, Any], message: str) -> dict[str, Any]:
-    """A DAP error response to ``content`` (a DAP request)."""
-    return dap_failure(str(content.get("command", "")), content.get("seq", 0), message)
+    return dap_failure(content, "the debugger needs debugpy: pip install kernelsvc[debug]")

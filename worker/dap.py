@@ -29,7 +29,6 @@ def untraced(thread: threading.Thread) -> threading.Thread:
     return thread
 
 
-failure = dap_failure
 
 
 class _Waiter:
@@ -59,14 +58,16 @@ class DapClient:
         with self._lock:
             seq = next(self._seq)
             if self.closed:
-                return failure(command, seq, "the debugger connection is closed")
+                return dap_failure({"command": command, "seq": seq},
+                                   "the debugger connection is closed")
             self._waiters[seq] = waiter
             self._send({"type": "request", "seq": seq, "command": command,
                         "arguments": arguments or {}})
         if not waiter.done.wait(timeout):
             with self._lock:
                 self._waiters.pop(seq, None)
-            return failure(command, seq, f"no response from the debugger in {timeout:g} s")
+            return dap_failure({"command": command, "seq": seq},
+                               f"no response from the debugger in {timeout:g} s")
         assert waiter.response is not None
         return waiter.response
 
@@ -109,7 +110,7 @@ class DapClient:
             self.closed = True
             waiters, self._waiters = self._waiters, {}
         for seq, waiter in waiters.items():
-            waiter.response = failure("", seq, "the debugger connection was lost")
+            waiter.response = dap_failure({"seq": seq}, "the debugger connection was lost")
             waiter.done.set()
 
 

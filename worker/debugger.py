@@ -24,8 +24,9 @@ import threading
 from typing import Any
 
 from kernelsvc.supervisor.kernel_info import debugger_available
+from kernelsvc.supervisor.protocol import dap_failure
 from kernelsvc.worker import cellfiles
-from kernelsvc.worker.dap import DapClient, failure
+from kernelsvc.worker.dap import DapClient
 from kernelsvc.worker.debug_variables import NamespaceVariables, hidden_from_frames
 
 log = logging.getLogger("kernelsvc.worker.debugger")
@@ -90,11 +91,6 @@ class Debugger:
         response["seq"] = next(self._seq)
         return response
 
-    def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
-            self.client = None
-
     # --------------------------------------------------------------- replies
 
     def reply(self, request: dict[str, Any], body: dict[str, Any] | None = None
@@ -103,7 +99,7 @@ class Debugger:
                 "command": request.get("command", ""), "body": body or {}}
 
     def fail(self, request: dict[str, Any], message: str) -> dict[str, Any]:
-        return failure(request.get("command", ""), request.get("seq", 0), message)
+        return dap_failure(request, message)
 
     def forward(self, request: dict[str, Any], command: str | None = None,
                 arguments: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -43,7 +43,7 @@ class Link:
         self.sock.connect(endpoint)
         self.requests: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self.stdin: queue.SimpleQueue[list[bytes]] = queue.SimpleQueue()
-        self.control: queue.SimpleQueue[list[bytes] | None] = queue.SimpleQueue()
+        self.control: queue.SimpleQueue[list[bytes]] = queue.SimpleQueue()
         # Set once the kernel is built: where subshell requests go, and sys events that the
         # IO thread handles itself (the main thread may be busy in a cell).
         self.route_subshell: Callable[[bytes, list[bytes]], None] | None = None
