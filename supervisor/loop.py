@@ -305,7 +305,7 @@ class Supervisor:
     def on_worker_frames(self, frames: list[bytes]) -> None:
         if len(frames) < 3 or frames[0] != self.worker_identity:
             return  # a previous generation's last words, or junk
-        channel = frames[1]
+        channel, body = frames[1], frames[2:]
         if channel == Channel.SYS.frame:
             event = json.loads(frames[2])
             if isinstance(event, dict):
@@ -315,16 +315,16 @@ class Supervisor:
             queue = self.shell_queue(frames[2].decode())
             if queue is not None:
                 queue.note_reply()  # one request runs at a time per shell: this is its reply
-            frames = [frames[0], channel, *frames[3:]]  # without the subshell frame
+            body = frames[3:]  # without the subshell frame
         elif channel == Channel.IOPUB.frame and frames[2].endswith(b".execute_input"):
             self.note_execution_count(frames)
         elif channel == Channel.STDIN.frame:
             self.input_pending = True
-        elif channel == Channel.CONTROL.frame and not self.debug.on_reply(self, frames[2:]):
+        elif channel == Channel.CONTROL.frame and not self.debug.on_reply(self, body):
             return
         sock = self._relay_to.get(channel)
         if sock is not None:
-            sock.send_multipart(frames[2:], copy=False)  # relayed as the worker signed it
+            sock.send_multipart(body, copy=False)  # relayed as the worker signed it
 
     def note_execution_count(self, frames: list[bytes]) -> None:
         """The count the main shell's running cell was given, for its reply if the worker
