@@ -93,9 +93,13 @@ def fail_everything(sup: Supervisor, why: str) -> None:
         sup.outbox.reply_busy_idle(sup.sockets.shell, request, {"status": "error", **error})
 
 
-def abort_queued_executes(sup: Supervisor, among_first: int | None = None,
-                          queue: ShellQueue | None = None) -> None:
-    for request in (queue or sup.queue).take_queued_executes(among_first):
+def abort_queued_executes(sup: Supervisor, among_first: int | None = None) -> None:
+    answer_aborted(sup, sup.queue.take_queued_executes(among_first))
+
+
+def answer_aborted(sup: Supervisor, requests: list[Inbound]) -> None:
+    """stop_on_error: requests queued behind a failed cell are answered, not run."""
+    for request in requests:
         sup.outbox.status(ExecutionState.BUSY, request.header)
         sup.outbox.reply(
             sup.sockets.shell, request, {"status": "aborted"}, metadata={"status": "aborted"}

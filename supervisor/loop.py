@@ -284,7 +284,7 @@ class Supervisor:
         if not self.lifecycle.is_(WorkerState.STARTING, WorkerState.IDLE, WorkerState.BUSY):
             return  # already on its way out
         self.restart_requested = True
-        self.queued_at_restart = len(self.queue.waiting)  # what a restart drops; not later ones
+        self.queued_at_restart = self.queue.queued  # what a restart drops; not later ones
         idle = self.lifecycle.is_(WorkerState.IDLE)
         self.lifecycle.to(WorkerState.STOPPING)
         if idle:  # it can save its history; a busy or starting one cannot listen
@@ -395,19 +395,20 @@ class Supervisor:
         queue = self.shell_queue(subshell_id)
         if queue is None:
             return
-        waiting_at_reply = queue.waiting_at_reply
-        if queue.finish(event.get("msg_id", "")) is None:
+        # After a stop_on_error failure only what was queued when the error reply went out
+        # is aborted: a request sent after the client saw the error is a new decision.
+        done, aborted = queue.finish(event.get("msg_id", ""), bool(event.get("abort_queue")))
+        if done is None:
             return
         if subshell_id is None:
             self.watchdog.on_done()
+            if queue.running is not None:  # the request sent ahead has started
+                self.on_main_started(queue.running)
         else:
             self.subshells.release(subshell_id)
         if self.lifecycle.is_(WorkerState.BUSY) and not self.any_running():
             self.lifecycle.to(WorkerState.IDLE)
-        if event.get("abort_queue"):
-            # Only what was queued when the error reply went out: a request sent after
-            # the client saw the error is a new decision and runs.
-            casualties.abort_queued_executes(self, among_first=waiting_at_reply, queue=queue)
+        casualties.answer_aborted(self, aborted)
         self.dispatch_next()
 
     def any_running(self) -> bool:
@@ -418,23 +419,34 @@ class Supervisor:
 
     def dispatch_next(self) -> None:
         """Start the next request of every shell that has nothing running (subshells run
-        concurrently in the worker, each in its own thread)."""
+        concurrently in the worker, each in its own thread), and send the main shell's next
+        request ahead, so the worker starts it as soon as the running one ends."""
         if not self.worker_serving():
             return
         request = self.queue.start_next()
         if request is not None:
-            self.running_count = None
             self.send_request(request, "")
-            self.watchdog.on_dispatch(request, request_metadata(self.session, request))
+            self.on_main_started(request)
+        request = self.queue.prefetch_next()
+        if request is not None:
+            self.send_request(request, "", after=self.queue.running)
         for subshell_id, queue in self.subshells.items():
             request = queue.start_next()
             if request is not None:
                 self.send_request(request, subshell_id)
 
-    def send_request(self, request: Inbound, subshell_id: str) -> None:
+    def on_main_started(self, request: Inbound) -> None:
+        self.running_count = None
+        self.watchdog.on_dispatch(request, request_metadata(self.session, request))
+
+    def send_request(self, request: Inbound, subshell_id: str,
+                     after: Inbound | None = None) -> None:
+        """To the worker, with the subshell it is for and the request it was sent behind
+        (the worker skips an execute sent behind one that failed with stop_on_error)."""
         if self.lifecycle.is_(WorkerState.IDLE):
             self.lifecycle.to(WorkerState.BUSY)
-        self.send_to_worker(Channel.SHELL, [subshell_id.encode(), *request.wire()])
+        behind = after.msg_id.encode() if after is not None else b""
+        self.send_to_worker(Channel.SHELL, [subshell_id.encode(), behind, *request.wire()])
 
     # ------------------------------------------------------------------ clients
 

@@ -158,6 +158,38 @@ def test_stop_on_error_aborts_queued_executes(kc):
     assert of_type(msgs, "execute_result")[0]["data"] == {"text/plain": "(False, False)"}
 
 
+def test_non_execute_queued_behind_a_failing_cell_still_runs(kc):
+    # The next request goes to the worker while a cell runs; stop_on_error must still abort
+    # only the executes among what was queued, and answer the rest.
+    first = kc.execute("input()\n1/0", allow_stdin=True)
+    complete = kc.complete("impo", 4)
+    third = kc.execute("third = 3")
+    answer_input(kc, kc.get_stdin_msg(timeout=10), "")
+    replies = {}
+    while len(replies) < 3:  # the aborted reply may come before the completion's
+        msg = kc.get_shell_msg(timeout=10)
+        replies[msg["parent_header"]["msg_id"]] = msg
+    assert replies[first]["content"]["ename"] == "ZeroDivisionError"
+    reply = replies[complete]
+    assert reply["msg_type"] == "complete_reply" and reply["content"]["status"] == "ok"
+    assert "import" in reply["content"]["matches"]
+    assert replies[third]["content"]["status"] == "aborted"
+    reply, msgs = execute(kc, "'third' in dir()")
+    assert of_type(msgs, "execute_result")[0]["data"] == {"text/plain": "False"}
+
+
+def test_pipelined_executes_run_in_order_with_their_own_output(kc):
+    msg_ids = [kc.execute(f"print('cell', {i})\n{i}") for i in range(40)]
+    replies = [get_reply(kc, msg_id) for msg_id in msg_ids]
+    assert [r["content"]["status"] for r in replies] == ["ok"] * 40
+    counts = [r["content"]["execution_count"] for r in replies]
+    assert counts == list(range(counts[0], counts[0] + 40))
+    for i, msg_id in enumerate(msg_ids):
+        msgs = collect_iopub(kc, msg_id)
+        assert [m["content"]["text"] for m in msgs if m["msg_type"] == "stream"] == [f"cell {i}\n"]
+        assert of_type(msgs, "execute_result")[0]["data"] == {"text/plain": str(i)}
+
+
 def test_execute_sent_after_error_reply_is_not_aborted(kc):
     """stop_on_error aborts only what was queued when the error happened.
 

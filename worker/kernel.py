@@ -65,6 +65,7 @@ class Request:
     idents: list[bytes]
     msg: dict[str, Any]
     subshell: bytes = b""  # the subshell it came from (empty: the main shell)
+    behind: bytes = b""  # the msg_id of the request it was sent behind, while that one ran
     header: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from jupyter_client.session import Session
 
-from kernelsvc.supervisor.protocol import DELIM, Channel, SysEvent
+from kernelsvc.supervisor.protocol import DELIM, Channel, MsgType, SysEvent
 from kernelsvc.worker import comms, connect, control, interrupts
 from kernelsvc.worker.handlers import HANDLERS, handle
 from kernelsvc.worker.kernel import Header, Kernel, Request
@@ -86,19 +86,24 @@ def serve_subshell(kernel: Kernel, shell: KernelShell, reader: Session, requests
 def serve_requests(kernel: Kernel, shell: KernelShell, reader: Session, requests: Requests,
                    subshell: bytes = b"") -> None:
     """Handle one shell's requests, in order, until told to stop."""
+    failed = b""  # the last request that failed with stop_on_error
     while True:
         channel, payload = requests.get()
         if channel == Channel.SYS:
             if payload.get("event") == SysEvent.STOP:
                 return
             continue
-        request = parse_request(reader, channel, payload)
-        request.subshell = subshell
-        serve_one(kernel, shell, request)
+        behind, *frames = payload  # the msg_id of the request it was sent behind, if any
+        request = parse_request(reader, channel, frames)
+        request.subshell, request.behind = subshell, behind
+        if failed and request.behind == failed and request.msg_type == MsgType.EXECUTE_REQUEST:
+            continue  # sent ahead while that one ran: the supervisor answers it as aborted
+        failed = request.header["msg_id"].encode() if serve_one(kernel, shell, request) else b""
 
 
-def serve_one(kernel: Kernel, shell: KernelShell, request: Request) -> None:
-    """Handle one request, then tell the supervisor it is done (always: it is waiting)."""
+def serve_one(kernel: Kernel, shell: KernelShell, request: Request) -> bool:
+    """Handle one request, then tell the supervisor it is done (always: it is waiting).
+    Returns whether the requests queued behind it are to be aborted (stop_on_error)."""
     abort = False
     try:
         if request.msg_type in HANDLERS:
@@ -112,6 +117,7 @@ def serve_one(kernel: Kernel, shell: KernelShell, request: Request) -> None:
         interrupts.forget_pending()  # an interrupt for this request must not hit the next
     kernel.link.send_sys(SysEvent.DONE, msg_id=request.header["msg_id"], abort_queue=abort,
                          subshell_id=request.subshell.decode() or None)
+    return abort
 
 
 def parse_request(reader: Session, channel: str, frames: list[bytes]) -> Request:
