@@ -21,6 +21,7 @@ from kernelsvc.supervisor.config import Config
 from kernelsvc.supervisor.connection import ConnectionInfo
 from kernelsvc.supervisor.crash_report import boot_failure_reason
 from kernelsvc.supervisor.debug import DebugRelay
+from kernelsvc.supervisor.frames import recv_frames, send_frames
 from kernelsvc.supervisor.outbox import Outbox
 from kernelsvc.supervisor.protocol import (
     DELIM,
@@ -159,7 +160,7 @@ class Supervisor:
         """Handle what is ready on ``sock``, bounded so one busy socket cannot starve the rest."""
         for _ in range(limit):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                frames = recv_frames(sock)
             except zmq.Again:
                 return
             try:
@@ -189,7 +190,7 @@ class Supervisor:
         return self.worker.identity.encode() if self.worker else b""
 
     def send_to_worker(self, channel: Channel, frames: list[bytes]) -> None:
-        self.internal.send_multipart([self.worker_identity, channel.frame, *frames])
+        send_frames(self.internal, [self.worker_identity, channel.frame, *frames])
 
     def send_sys(self, event: SysEvent, **fields: Any) -> None:
         self.send_to_worker(Channel.SYS, [json.dumps({"event": event, **fields}).encode()])
@@ -324,7 +325,7 @@ class Supervisor:
             return
         sock = self._relay_to.get(channel)
         if sock is not None:
-            sock.send_multipart(body, copy=False)  # relayed as the worker signed it
+            send_frames(sock, body)  # relayed as the worker signed it
 
     def note_execution_count(self, frames: list[bytes]) -> None:
         """The count the main shell's running cell was given, for its reply if the worker

@@ -22,6 +22,7 @@ from typing import Any
 
 import zmq
 
+from kernelsvc.supervisor.frames import recv_frames, send_frames
 from kernelsvc.supervisor.protocol import Channel, SysEvent
 
 # Above this many queued frames, senders wait: output floods get backpressure,
@@ -164,14 +165,14 @@ class Link:
     def _send_out(self) -> None:
         out = self._out
         while out:
-            self.sock.send_multipart(out.popleft())
+            send_frames(self.sock, out.popleft())
         with self._room:
             self._room.notify_all()
 
     def _receive(self) -> None:
         while True:
             try:
-                frames = self.sock.recv_multipart(zmq.NOBLOCK)
+                frames = recv_frames(self.sock)
             except zmq.Again:
                 return
             self._route(frames)
