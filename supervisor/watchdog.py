@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -34,6 +33,7 @@ class Watchdog:
         self.interrupted: str | None = None  # msg_id of the request we sent SIGINT for
         self.warned: str | None = None  # msg_id whose cell got the memory warning
         self.last_rss = 0
+        self.target = InterruptTarget(os.path.join(sup.private_dir, INTERRUPT_TARGET))
 
     # ------------------------------------------------------------ interrupts
 
@@ -50,10 +50,10 @@ class Watchdog:
             self.escalate(running, "was interrupted twice")
             return "restarted"
         self.interrupted = running.msg_id
-        log.info("interrupt_sent", source=source, worker_pid=sup.worker.pid,
-                 generation=sup.generation, msg_id=running.msg_id)
-        write_interrupt_target(sup.private_dir, running.msg_id)  # before the signal
+        self.target.write(running.msg_id)  # before the signal
         sup.worker.signal_group(signal.SIGINT)
+        log.info("interrupt_sent", source=source, worker_pid=sup.worker.pid,  # after: ~0.1 ms
+                 generation=sup.generation, msg_id=running.msg_id)
         sup.timers.call_later(self.limits.interrupt_timeout, "interrupt",
                               lambda: self._interrupt_deadline(running.msg_id))
         return "interrupted"
@@ -95,6 +95,8 @@ class Watchdog:
                                        lambda: self._cell_timeout(request.msg_id, timeout))
 
     def on_done(self) -> None:
+        if self.interrupted is not None:  # a SIGINT sent later from elsewhere is for anyone
+            self.target.write("")
         self.interrupted = None
         self.sup.timers.cancel("cell_timeout")
         self.sup.timers.cancel("interrupt")
@@ -154,15 +156,31 @@ class Watchdog:
         })
 
 
-def write_interrupt_target(private_dir: Path, msg_id: str) -> None:
+class InterruptTarget:
     """Which request the next SIGINT is for, where the worker's handler reads it: a signal
-    that lands after that request ended must not interrupt the next one."""
-    tmp = private_dir / "interrupt.tmp"
-    try:
-        tmp.write_text(msg_id, encoding="utf-8")
-        os.replace(tmp, private_dir / INTERRUPT_TARGET)
-    except OSError as exc:  # the interrupt still goes out, untargeted (as before)
-        log.warning("interrupt_target_unwritten", error=type(exc).__name__)
+    that lands after that request ended must not interrupt the next one.
+
+    Written in place, one pwrite into the page cache (a few µs). Creating a file and
+    renaming it over the last one cost 0.2–0.9 ms before every signal (ext4 flushes a file
+    renamed over another). In place needs no rename to be whole: the worker reads only
+    after a signal, sent after the write, and a write never leaves an older id's tail (ids
+    are padded with spaces to the longest written; the reader strips them)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd: int | None = None
+        self.width = 0  # bytes in the file
+
+    def write(self, msg_id: str) -> None:
+        try:
+            if self.fd is None:
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self.width = os.fstat(self.fd).st_size
+            data = msg_id.encode()
+            self.width = max(self.width, len(data))
+            os.pwrite(self.fd, data.ljust(self.width), 0)
+        except OSError as exc:  # the interrupt still goes out, untargeted (as before)
+            log.warning("interrupt_target_unwritten", error=type(exc).__name__)
 
 
 def _cell_timeout(metadata: dict[str, Any]) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -63,10 +64,36 @@ def test_interrupt_request_keeps_namespace(kc):
     request = kc.session.msg("interrupt_request", {})
     kc.control_channel.send(request)
     assert get_reply(kc, request["header"]["msg_id"], 5, "control")["content"]["status"] == "ok"
-    assert get_reply(kc, msg_id, 10)["content"]["ename"] == "KeyboardInterrupt"
+    content = get_reply(kc, msg_id, 10)["content"]
+    assert content["ename"] == "KeyboardInterrupt"
+    traceback = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(content["traceback"]))
+    assert "while True" in traceback  # it happened in the cell: the kernel's handler is hidden
+    assert "interrupts.py" not in traceback
     reply, msgs = execute(kc, "survivor * 6")
     results = [m["content"]["data"] for m in msgs if m["msg_type"] == "execute_result"]
     assert results == [{"text/plain": "42"}]
+
+
+def test_sigint_meant_for_another_request_does_not_stop_the_cell(kc):
+    """The supervisor names the request each SIGINT is for (the next one may already run
+    when it lands); the cell plays the supervisor, signalling its own process."""
+    code = (
+        "import os, signal\n"
+        "from kernelsvc.worker import interrupts\n"
+        "def sigint_for(msg_id):\n"
+        "    with open(interrupts._target_file, 'w') as f:\n"
+        "        f.write(msg_id)\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "sigint_for('a-request-that-ended')\n"
+        "survived = True\n"
+        "sigint_for('')  # for no request in particular: for this one\n"
+        "reached = True"
+    )
+    reply, _ = execute(kc, code)
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    reply, msgs = execute(kc, "survived, 'reached' in dir()")
+    results = [m["content"]["data"] for m in msgs if m["msg_type"] == "execute_result"]
+    assert results == [{"text/plain": "(True, False)"}]
 
 
 def test_interrupt_while_idle_is_a_no_op(kc):

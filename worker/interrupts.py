@@ -6,7 +6,7 @@ the queue). Such an interrupt is remembered and delivered when the code starts;
 one that arrives after the request ended is forgotten. Which request an interrupt
 was for is in a file the supervisor writes before it signals (a signal carries no
 data): one sent as a cell finished, before the supervisor knew, is dropped rather than
-hitting the next cell.
+hitting the next cell, also when that cell (sent ahead by the supervisor) already runs.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import threading
 _pending = False
 _pending_for: str | None = None  # the msg_id that interrupt was meant for, if known
 _target_file: str | None = None
+_running: str | None = None  # the msg_id of the main shell's request running user code
 _subshells_busy: set[int] = set()  # thread ids of subshells running user code
 _busy_lock = threading.Lock()
 
@@ -50,13 +51,33 @@ def forget_pending() -> None:
     _pending = False
 
 
+def _interrupt(signum, frame) -> None:
+    """While user code runs: KeyboardInterrupt, unless the signal was for another request
+    (the one before, which ended as it was sent). The shell drops this frame from the
+    traceback the user sees (hide_handler_frame)."""
+    target = _read_target()
+    if target is None or _running is None or target == _running:
+        raise KeyboardInterrupt
+
+
+def hide_handler_frame(tb) -> None:
+    """Cut _interrupt's frame off the end of a KeyboardInterrupt's traceback (in place):
+    the user's cell is where it happened."""
+    while tb is not None and tb.tb_next is not None:
+        if tb.tb_next.tb_next is None and tb.tb_next.tb_frame.f_code is _interrupt.__code__:
+            tb.tb_next = None
+            return
+        tb = tb.tb_next
+
+
 @contextlib.contextmanager
 def enabled(msg_id: str | None = None):
-    """While user code runs: default_int_handler raises KeyboardInterrupt (adding no frame).
-    A remembered interrupt is delivered if it was for this request (``msg_id``)."""
-    global _pending
+    """While user code runs, SIGINT raises KeyboardInterrupt if it is for this request
+    (``msg_id``); a remembered interrupt is delivered now if it was."""
+    global _pending, _running
     try:  # the handler is swapped inside the try, so the finally always swaps it back
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _running = msg_id
+        signal.signal(signal.SIGINT, _interrupt)
         if _pending:
             _pending = False
             if _pending_for is None or msg_id is None or _pending_for == msg_id:
@@ -64,6 +85,7 @@ def enabled(msg_id: str | None = None):
         yield
     finally:
         signal.signal(signal.SIGINT, _remember)
+        _running = None
 
 
 @contextlib.contextmanager

@@ -14,7 +14,9 @@ from IPython.core.interactiveshell import InteractiveShell
 from traitlets import Any as AnyTrait
 from traitlets import Type
 
+from kernelsvc.worker import interrupts
 from kernelsvc.worker.cellfiles import CellCompiler
+from kernelsvc.worker.forkserver import memo_executing_node_style
 from kernelsvc.worker.kernel import Header, Kernel
 
 # IPython writes each cell's history to SQLite (a commit, with its fsyncs) as the cell ends.
@@ -157,6 +159,16 @@ class KernelShell(InteractiveShell):
     def ask_exit(self) -> None:
         self.payload_manager.write_payload({"source": "ask_exit", "keepkernel": False})
 
+    def _get_exc_info(self, exc_tuple=None):
+        etype, value, tb = super()._get_exc_info(exc_tuple)
+        if etype is KeyboardInterrupt:
+            interrupts.hide_handler_frame(tb)
+        return etype, value, tb
+
+    def showtraceback(self, *args, **kwargs) -> None:
+        memo_executing_node_style()  # as the first traceback imports stack_data; then a no-op
+        super().showtraceback(*args, **kwargs)
+
     def _showtraceback(self, etype, evalue, stb) -> None:
         kernel = self.kernel
         kernel.flush_streams()
@@ -164,6 +176,19 @@ class KernelShell(InteractiveShell):
         content = {"traceback": stb, "ename": str(etype.__name__), "evalue": str(evalue)}
         kernel.publish("error", content)
         self._last_error = content
+        self._errors.shown = evalue
+
+    def _format_exception_for_storage(self, exception, filename=None,
+                                      running_compiled_code=False) -> dict[str, Any]:
+        """IPython 9 formats a cell's error again for its history (%notebook), as it has
+        just shown it (InteractiveTB, same traceback and offset): ~2 ms an error, before
+        the execute_reply. The error shown for this exception is reused."""
+        last, shown = self._last_error, getattr(self._errors, "shown", None)
+        self._errors.shown = None  # not kept alive (with its frames) past this cell
+        if last is not None and shown is exception \
+                and not isinstance(exception, SyntaxError):  # shown by another formatter
+            return dict(last)
+        return super()._format_exception_for_storage(exception, filename, running_compiled_code)
 
     def enable_gui(self, gui=None) -> None:
         if gui not in (None, "inline"):
