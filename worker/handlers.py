@@ -37,8 +37,8 @@ def execute(kernel: Kernel, shell: KernelShell, request: Request) -> dict[str, A
         with user_code_context(kernel, request):
             result = shell.run_cell(code, store_history=store_history, silent=silent)
     except KeyboardInterrupt as exc:
-        if result is None:  # landed before the cell ran (or in IPython's own steps)
-            shell.showtraceback()
+        if result is None:  # landed before the cell ran (or in IPython's own steps):
+            shell.showtraceback((type(exc), exc, None))  # no frames (they are the kernel's)
             result = ExecutionResult(None)
             result.error_in_exec = exc
         # else: the cell had finished; a late interrupt changes nothing
