@@ -15,10 +15,8 @@ from zmq.backend import Socket as _Backend
 
 _send = _Backend.send
 _recv = _Backend.recv
-_get = _Backend.get
 SNDMORE = int(zmq.SNDMORE)
 NOBLOCK = int(zmq.NOBLOCK)
-RCVMORE = int(zmq.RCVMORE)
 COPY_BELOW = 64 * 1024  # bytes: smaller frames are copied (cheaper than a zero-copy Frame)
 
 
@@ -31,7 +29,9 @@ def send_frames(sock: zmq.Socket, frames: Sequence[bytes]) -> None:
 
 def recv_frames(sock: zmq.Socket) -> list[bytes]:
     """One whole message if one is ready; raises ``zmq.Again`` otherwise."""
-    frames = [_recv(sock, NOBLOCK)]
-    while _get(sock, RCVMORE):
-        frames.append(_recv(sock, NOBLOCK))
+    frame = _recv(sock, NOBLOCK, copy=False)  # a Frame says if more follow (no getsockopt)
+    frames = [frame.bytes]
+    while frame.more:
+        frame = _recv(sock, NOBLOCK, copy=False)
+        frames.append(frame.bytes)
     return frames

@@ -31,9 +31,11 @@ class Channel(StrEnum):
     IOPUB = "iopub"
     SYS = "sys"  # internal: worker lifecycle, never relayed to clients
 
-    @property
-    def frame(self) -> bytes:
-        return self.value.encode()
+    frame: bytes  # the channel's name as the frame that carries it (set below, once)
+
+
+for _channel in Channel:
+    _channel.frame = _channel.value.encode()  # read for every message relayed
 
 
 class SysEvent(StrEnum):

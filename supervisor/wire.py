@@ -94,7 +94,7 @@ def check_signature(session: Session, frames: list[bytes]) -> None:
 
 def request_metadata(session: Session, inbound: Inbound) -> dict[str, Any]:
     """The metadata of an execute_request (per-request limits live there)."""
-    if inbound.msg_type != "execute_request":
+    if inbound.msg_type != "execute_request" or inbound.frames[3] == b"{}":
         return {}
     try:
         metadata = session.unpack(inbound.frames[3])
