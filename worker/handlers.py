@@ -51,8 +51,10 @@ def execute(kernel: Kernel, shell: KernelShell, request: Request) -> dict[str, A
         if reply["status"] == "ok"
         else {}
     )
-    reply["payload"] = shell.payload_manager.read_payload()
-    shell.payload_manager.clear_payload()
+    payload = shell.payload_manager.read_payload()
+    if payload:  # clearing sets a trait (validation, notifications): only when there is one
+        shell.payload_manager.clear_payload()
+    reply["payload"] = payload or []
     return reply
 
 
