@@ -2,7 +2,8 @@
 
 For `start`, the fork server is started first, before the supervisor's imports (click,
 structlog, zmq, jupyter_client: ~150 ms), so that its own import of IPython runs
-alongside them and the first worker is ready sooner.
+alongside them and the first worker is ready sooner; then the public sockets are bound
+(earlybind.py), so a client's first requests wait for the loop instead of being refused.
 """
 
 import sys
@@ -13,6 +14,9 @@ def run() -> None:
         from kernelsvc.supervisor.forkserver import prestart
 
         prestart(sys.argv[2:])
+        from kernelsvc.supervisor.earlybind import bind_early
+
+        bind_early(sys.argv[2:])
 
     from kernelsvc.supervisor.cli import main
 

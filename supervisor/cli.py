@@ -20,6 +20,7 @@ from kernelsvc.supervisor.connection import (
     new_connection,
     write_connection,
 )
+from kernelsvc.supervisor.earlybind import take_bound
 from kernelsvc.supervisor.errors import SupervisorError
 from kernelsvc.supervisor.gateway import GatewayConfig, parse_port_range
 from kernelsvc.supervisor.health import check_health
@@ -190,9 +191,13 @@ def serve(config: Config) -> int:
     if not info.key:
         log.warning("signing_disabled", detail="the connection file has an empty key: anyone "
                     "who can reach these ports can run code as this user")
-    ctx = zmq.Context()
     port_range = config.gateway.port_range if config.gateway else (0, 0)
-    sockets, info = bind_public(ctx, info, config.max_message_size, port_range)
+    bound = take_bound(path, config.max_message_size, config.gateway)
+    if bound is not None:
+        ctx, sockets, info = bound
+    else:
+        ctx = zmq.Context()
+        sockets, info = bind_public(ctx, info, config.max_message_size, port_range)
     if created:
         write_connection(path, info)
     comm_port = None

@@ -11,8 +11,6 @@ import secrets
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from jupyter_client.connect import write_connection_file
-
 from kernelsvc.supervisor.errors import ConnectionFileError
 
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
@@ -123,6 +121,8 @@ def _check_scheme(path: Path, scheme: object) -> None:
 
 def write_connection(path: Path, info: ConnectionInfo) -> None:
     """Write ``info`` to ``path`` with mode 0600 (jupyter_client's helper)."""
+    from jupyter_client.connect import write_connection_file  # not needed to read one
+
     write_connection_file(
         fname=str(path),
         ip=info.ip,
