@@ -7,7 +7,7 @@ import json
 import pytest
 import zmq
 
-from tests.helpers.kernel import execute, get_reply, start_kernel
+from tests.helpers.kernel import collect_iopub, execute, get_reply, start_kernel
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -23,6 +23,17 @@ def test_100_mb_code_and_100_mb_display_below_the_limit(kc):
                           timeout=120)
     shown = [m["content"]["data"]["text/plain"] for m in msgs if m["msg_type"] == "display_data"]
     assert len(shown) == 1 and len(shown[0]) == 100 * 2**20 and set(shown[0]) == {"b"}
+
+
+def test_a_large_cell_that_kills_the_worker_is_still_numbered(kc):
+    # Its execute_input is relayed without a copy; the supervisor still reads its number.
+    msg_id = kc.execute("x = '" + "a" * 200_000 + "'\nimport os\nos._exit(1)")
+    reply = get_reply(kc, msg_id, 30)
+    inputs = [m["content"] for m in collect_iopub(kc, msg_id, 30)
+              if m["msg_type"] == "execute_input"]
+    assert reply["content"]["ename"] == "WorkerDied"
+    assert len(inputs) == 1 and len(inputs[0]["code"]) > 200_000
+    assert reply["content"]["execution_count"] == inputs[0]["execution_count"]
 
 
 def test_a_message_over_the_limit_is_refused_with_an_error(tmp_path):
