@@ -57,6 +57,20 @@ def test_in_place_restart_keeps_the_connection_and_clears_the_namespace(kernel, 
     assert json.loads(kernel.connection_file.read_text()) == ports
 
 
+def test_restart_saves_the_history_and_runs_the_namespace_finalizers(kernel, kc, tmp_path):
+    marker = tmp_path / "finalized"
+    execute(kc, f"class Tidy:\n    def __del__(self):\n        open({str(marker)!r}, 'w').write('x')\n"
+                "tidy = Tidy()")
+    execute(kc, "before_restart = 41")
+    assert restart(kc)["content"]["status"] == "ok"
+    kernel_statuses_until_idle(kc)
+    assert marker.read_text() == "x"  # the old worker emptied its namespace before leaving
+    msg_id = kc.history(hist_access_type="range", session=-1, start=1, stop=None,
+                        output=False, raw=True)
+    previous = get_reply(kc, msg_id)["content"]["history"]
+    assert [cell for _, _, cell in previous][-1] == "before_restart = 41"
+
+
 def test_restart_while_busy_answers_the_running_cell(kernel, kc):
     kernel.remember_children()
     running = kc.execute("while True:\n    pass")
