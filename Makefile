@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONN ?= conn.json
 
-.PHONY: run test lint bench dist install-kernelspec e2e e2e-deps clean
+.PHONY: run test lint bench bytecode dist install-kernelspec e2e e2e-deps clean
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
@@ -14,15 +14,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+## bytecode: compile the package's modules once, as installing a wheel does (an editable
+## install compiles them at every start where PYTHONDONTWRITEBYTECODE is set: ~25 ms each
+## for the supervisor and the fork server); a source newer than its .pyc is still read
+bytecode: $(STAMP)
+	$(PY) -m compileall -q supervisor worker
+
 ## run: set up, then start `kernelsvc start --connection-file conn.json` in the foreground
-run: $(STAMP)
+run: $(STAMP) bytecode
 	@echo "kernelsvc: starting on $(CONN); connect from another terminal with:"
 	@echo "    $(VENV)/bin/jupyter console --existing $(abspath $(CONN))"
 	@echo "Ctrl-C interrupts a running cell; with no cell running it stops the service."
 	exec $(VENV)/bin/kernelsvc start --connection-file $(CONN)
 
 ## test: set up, lint, run the whole suite
-test: $(STAMP)
+test: $(STAMP) bytecode
 	$(VENV)/bin/ruff check supervisor worker tests bench
 	$(PY) -m pytest
 
@@ -33,6 +39,7 @@ lint: $(STAMP)
 ## bench: kernelsvc and ipykernel side by side, then the restart figures (bench/README.md)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
+	$(MAKE) --no-print-directory bytecode
 	$(PY) bench/harness.py
 	$(PY) bench/restart.py 20
 	$(PY) bench/restart_manager.py 20
