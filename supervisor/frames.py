@@ -9,6 +9,7 @@ every one the worker sends, goes through here.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import zmq
 from zmq.backend import Socket as _Backend
@@ -20,11 +21,18 @@ NOBLOCK = int(zmq.NOBLOCK)
 COPY_BELOW = 64 * 1024  # bytes: smaller frames are copied (cheaper than a zero-copy Frame)
 
 
-def send_frames(sock: zmq.Socket, frames: Sequence[bytes]) -> None:
-    """Send ``frames`` as one message (blocking, like ``send_multipart``)."""
+def send_frames(sock: zmq.Socket, frames: Sequence[Any]) -> None:
+    """Send ``frames`` as one message (blocking, like ``send_multipart``). Every frame is
+    checked first: one that is not a buffer fails before any part is sent, so the socket
+    is never left holding half a message."""
+    copy = [_nbytes(frame) < COPY_BELOW for frame in frames]
     last = len(frames) - 1
     for i, frame in enumerate(frames):
-        _send(sock, frame, SNDMORE if i < last else 0, copy=len(frame) < COPY_BELOW)
+        _send(sock, frame, SNDMORE if i < last else 0, copy=copy[i])
+
+
+def _nbytes(frame: Any) -> int:
+    return len(frame) if type(frame) is bytes else memoryview(frame).nbytes
 
 
 def recv_frames(sock: zmq.Socket) -> list[bytes]:

@@ -342,9 +342,11 @@ class Supervisor:
             self.running_count = None
 
     def on_sys(self, event: dict[str, Any]) -> None:
-        if self.lifecycle.is_(WorkerState.STOPPING):
-            return  # it is being stopped: nothing it says changes that
         kind = event.get("event")
+        if self.lifecycle.is_(WorkerState.STOPPING):
+            if kind == SysEvent.DONE:  # nothing else it says changes that it is stopping
+                self.note_done_while_stopping(event)
+            return
         if kind == SysEvent.HELLO:
             self.send_sys(SysEvent.CONFIG, **self.worker_config())
         elif kind == SysEvent.READY:
@@ -411,6 +413,18 @@ class Supervisor:
             self.lifecycle.to(WorkerState.IDLE)
         casualties.answer_aborted(self, aborted)
         self.dispatch_next()
+
+    def note_done_while_stopping(self, event: dict[str, Any]) -> None:
+        """Nothing starts any more, but which request runs stays known (one sent ahead may
+        have started), so that stopping answers each request once."""
+        queue = self.shell_queue(event.get("subshell_id") or None)
+        if queue is None:
+            return
+        ahead = queue.ahead
+        done, _ = queue.finish(event.get("msg_id", ""))
+        if done is not None and ahead is not None and queue.running is ahead \
+                and self.restart_requested:
+            self.queued_at_restart -= 1  # it started: not among the queued a restart drops
 
     def any_running(self) -> bool:
         return self.queue.running is not None or self.subshells.busy()

@@ -95,8 +95,6 @@ class Watchdog:
                                        lambda: self._cell_timeout(request.msg_id, timeout))
 
     def on_done(self) -> None:
-        if self.interrupted is not None:  # a SIGINT sent later from elsewhere is for anyone
-            self.target.write("")
         self.interrupted = None
         self.sup.timers.cancel("cell_timeout")
         self.sup.timers.cancel("interrupt")
@@ -164,7 +162,8 @@ class InterruptTarget:
     renaming it over the last one cost 0.2–0.9 ms before every signal (ext4 flushes a file
     renamed over another). In place needs no rename to be whole: the worker reads only
     after a signal, sent after the write, and a write never leaves an older id's tail (ids
-    are padded with spaces to the longest written; the reader strips them)."""
+    are padded with spaces to the longest written; the reader strips them, and blanks what
+    it read, so a target is used by one signal only)."""
 
     def __init__(self, path: str) -> None:
         self.path = path

@@ -59,8 +59,8 @@ def test_in_place_restart_keeps_the_connection_and_clears_the_namespace(kernel, 
 
 def test_restart_saves_the_history_and_runs_the_namespace_finalizers(kernel, kc, tmp_path):
     marker = tmp_path / "finalized"
-    execute(kc, f"class Tidy:\n    def __del__(self):\n        open({str(marker)!r}, 'w').write('x')\n"
-                "tidy = Tidy()")
+    finalizer = f"open({str(marker)!r}, 'w').write('x')"
+    execute(kc, f"class Tidy:\n    def __del__(self):\n        {finalizer}\ntidy = Tidy()")
     execute(kc, "before_restart = 41")
     assert restart(kc)["content"]["status"] == "ok"
     kernel_statuses_until_idle(kc)

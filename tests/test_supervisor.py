@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import queue
 import re
 import signal
 import subprocess
@@ -95,6 +96,17 @@ def test_sigint_meant_for_another_request_does_not_stop_the_cell(kc):
     reply, msgs = execute(kc, "survived, 'reached' in dir()")
     results = [m["content"]["data"] for m in msgs if m["msg_type"] == "execute_result"]
     assert results == [{"text/plain": "(True, False)"}]
+
+
+def test_user_code_can_still_interrupt_itself_after_an_interrupt(kc):
+    msg_id = kc.execute(BUSY_LOOP)
+    wait_busy(kc, msg_id)
+    kc.control_channel.send(kc.session.msg("interrupt_request", {}))
+    assert get_reply(kc, msg_id, 10)["content"]["ename"] == "KeyboardInterrupt"
+    # That interrupt's target was used up: a SIGINT from the cell itself is for the cell.
+    reply, _ = execute(kc, "import _thread, time\n_thread.interrupt_main()\n"
+                           "for _ in range(500):\n    time.sleep(0.01)")
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
 
 
 def test_interrupt_while_idle_is_a_no_op(kc):
@@ -283,6 +295,30 @@ def test_interrupt_that_lands_before_the_cell_starts_is_not_lost(kc):
         assert "interrupts.py" not in "".join(reply["content"]["traceback"])
     reply, _ = execute(kc, "1 + 1")
     assert reply["content"]["status"] == "ok"
+
+
+@pytest.mark.timeout(30)
+def test_shutdown_answers_a_request_sent_ahead_once(kernel, kc):
+    """The queued request is already in the worker when the shutdown comes; the running
+    one then finishes: the queued one must not start, and gets one reply."""
+    running = kc.execute("import time\ntime.sleep(0.2)")  # ends within the stop timeout
+    wait_busy(kc, running)
+    queued = kc.execute("ran = True")
+    request = kc.session.msg("shutdown_request", {"restart": False})
+    kc.control_channel.send(request)
+    assert get_reply(kc, request["header"]["msg_id"], 5, "control")["content"]["status"] == "ok"
+    assert kernel.proc.wait(timeout=10) == 0
+    replies = {}
+    while True:
+        try:
+            msg = kc.get_shell_msg(timeout=0.5)
+        except queue.Empty:
+            break
+        parent = msg["parent_header"]["msg_id"]
+        assert parent not in replies, "two replies to one request"
+        replies[parent] = msg["content"]
+    assert replies[running]["status"] == "ok"
+    assert replies[queued]["ename"] == "KernelShutdown"
 
 
 @pytest.mark.timeout(30)

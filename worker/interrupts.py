@@ -14,6 +14,7 @@ from __future__ import annotations
 import _signal  # signal.signal's enum conversions cost ~5 % of a `pass` request (4 calls)
 import contextlib
 import ctypes
+import os
 import signal
 import threading
 
@@ -28,17 +29,29 @@ _busy_lock = threading.Lock()
 
 def _remember(signum, frame) -> None:
     global _pending, _pending_for
-    _pending, _pending_for = True, _read_target()
+    _pending, _pending_for = True, _take_target()
 
 
-def _read_target() -> str | None:
+def _take_target() -> str | None:
+    """The msg_id the supervisor wrote for this SIGINT, blanked once read (in place, the
+    same length): a later SIGINT from elsewhere (user code's own, ``interrupt_main``) is then
+    for whatever runs. Blanking a target written meanwhile only makes that one untargeted."""
     if _target_file is None:
         return None
     try:
-        with open(_target_file, encoding="utf-8") as f:
-            return f.read().strip() or None
+        fd = os.open(_target_file, os.O_RDWR | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        data = os.pread(fd, 4096, 0)
+        target = data.strip().decode(errors="replace") or None
+        if target is not None:
+            os.pwrite(fd, b" " * len(data), 0)
+        return target
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def install(target_file: str | None = None) -> None:
@@ -57,7 +70,7 @@ def _interrupt(signum, frame) -> None:
     """While user code runs: KeyboardInterrupt, unless the signal was for another request
     (the one before, which ended as it was sent). The shell drops this frame from the
     traceback the user sees (hide_handler_frame)."""
-    target = _read_target()
+    target = _take_target()
     if target is None or _running is None or target == _running:
         raise KeyboardInterrupt
 

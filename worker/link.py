@@ -49,6 +49,7 @@ class Link:
         # IO thread handles itself (the main thread may be busy in a cell).
         self.route_subshell: Callable[[bytes, list[bytes]], None] | None = None
         self.on_sys: Callable[[dict[str, Any]], bool] = lambda event: False
+        self.stopping = False  # STOP has arrived: requests sent ahead of it must not start
         self._out: collections.deque[list[bytes]] = collections.deque()
         self._room = threading.Condition()
         self._calls: collections.deque[Callable[[], None]] = collections.deque()
@@ -183,6 +184,7 @@ class Link:
             self.stdin.put(rest)
         elif channel == Channel.SYS:
             event = json.loads(rest[0])
+            self.stopping = self.stopping or event.get("event") == SysEvent.STOP
             if not self.on_sys(event):
                 self.requests.put((channel, event))
         elif channel == Channel.CONTROL:

@@ -15,7 +15,7 @@ from kernelsvc.worker.handlers import HANDLERS, handle
 from kernelsvc.worker.kernel import Header, Kernel, Request
 from kernelsvc.worker.link import Link
 from kernelsvc.worker.shell import KernelShell, build_shell
-from kernelsvc.worker.streams import FdCapture, OutStream
+from kernelsvc.worker.streams import FLUSH_TIMEOUT, FdCapture, OutStream
 from kernelsvc.worker.subshells import Requests, Subshells
 
 
@@ -96,9 +96,24 @@ def serve_requests(kernel: Kernel, shell: KernelShell, reader: Session, requests
         behind, *frames = payload  # the msg_id of the request it was sent behind, if any
         request = parse_request(reader, channel, frames)
         request.subshell, request.behind = subshell, behind
-        if failed and request.behind == failed and request.msg_type == MsgType.EXECUTE_REQUEST:
-            continue  # sent ahead while that one ran: the supervisor answers it as aborted
+        if request.behind:  # sent ahead while another request ran
+            if kernel.link.stopping or aborted_by(failed, request):
+                continue  # not started: the supervisor answers it
+            send_what_came_before(kernel, request)
         failed = request.header["msg_id"].encode() if serve_one(kernel, shell, request) else b""
+
+
+def aborted_by(failed: bytes, request: Request) -> bool:
+    """stop_on_error: an execute sent ahead of one that failed does not run."""
+    return request.behind == failed and request.msg_type == MsgType.EXECUTE_REQUEST
+
+
+def send_what_came_before(kernel: Kernel, request: Request) -> None:
+    """The reply of the request before must be out before this one can kill the worker (an
+    announced execute waits for its execute_input, queued after that reply, anyway)."""
+    content = request.content if isinstance(request.content, dict) else {}
+    if request.msg_type != MsgType.EXECUTE_REQUEST or content.get("silent"):
+        kernel.link.flush(timeout=FLUSH_TIMEOUT)
 
 
 def serve_one(kernel: Kernel, shell: KernelShell, request: Request) -> bool:

@@ -162,7 +162,8 @@ class KernelShell(InteractiveShell):
     def _atexit_once(self) -> None:
         """A stopping worker ends with os._exit, so IPython's full reset (gc.collect, fresh
         aliases and namespace: ~20 ms of every restart) is skipped. The namespace is still
-        emptied (the finalizers of what it alone held run) and the history session closed."""
+        emptied and the history session closed: the finalizers of what only they held (the
+        output history too) run; garbage in reference cycles is not collected."""
         if getattr(self, "_atexit_once_called", False):
             return
         self._atexit_once_called = True
@@ -189,9 +190,14 @@ class KernelShell(InteractiveShell):
             interrupts.hide_handler_frame(tb)
         return etype, value, tb
 
-    def showtraceback(self, *args, **kwargs) -> None:
+    def showtraceback(self, exc_tuple=None, filename=None, tb_offset=None,
+                      exception_only=False, running_compiled_code=False) -> None:
         memo_executing_node_style()  # as the first traceback imports stack_data; then a no-op
-        super().showtraceback(*args, **kwargs)
+        # Only a full traceback is what IPython's history would store (not SystemExit's
+        # one line, nor a custom exception handler's output).
+        self._errors.full = not exception_only and not self.custom_exceptions
+        super().showtraceback(exc_tuple, filename, tb_offset, exception_only,
+                              running_compiled_code)
 
     def _showtraceback(self, etype, evalue, stb) -> None:
         kernel = self.kernel
@@ -200,7 +206,8 @@ class KernelShell(InteractiveShell):
         content = {"traceback": stb, "ename": str(etype.__name__), "evalue": str(evalue)}
         kernel.publish("error", content)
         self._last_error = content
-        self._errors.shown = evalue
+        self._errors.shown = evalue if getattr(self._errors, "full", False) else None
+        self._errors.full = False  # set again by the next showtraceback
 
     def _format_exception_for_storage(self, exception, filename=None,
                                       running_compiled_code=False) -> dict[str, Any]:

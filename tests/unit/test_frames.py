@@ -34,3 +34,12 @@ def test_nothing_ready_raises_again(pair):
     _, b = pair
     with pytest.raises(zmq.Again):
         recv_frames(b)
+
+
+def test_a_frame_that_is_no_buffer_fails_before_anything_is_sent(pair):
+    a, b = pair
+    with pytest.raises(TypeError):
+        send_frames(a, [b"first", object()])
+    send_frames(a, [b"next"])
+    assert b.poll(5000)
+    assert recv_frames(b) == [b"next"]  # not glued to a half-sent message
