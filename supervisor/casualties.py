@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from kernelsvc.supervisor.crash_report import crash_error
 from kernelsvc.supervisor.protocol import NO_REPLY, ExecutionState, MsgType
 from kernelsvc.supervisor.relay import ShellQueue
+from kernelsvc.supervisor.running_cell import running_cell_count
 from kernelsvc.supervisor.subshells import answer_unrun
 from kernelsvc.supervisor.wire import Inbound, unpack_content
 from kernelsvc.supervisor.worker_handle import ExitInfo
@@ -35,9 +36,10 @@ def answer_dead_request(
     if not replied and request.msg_type not in NO_REPLY:
         reply = {"status": "error", **error}
         if request.msg_type == MsgType.EXECUTE_REQUEST:
+            count = running_count(sup, request) if main_shell else None
             sup.outbox.publish("error", error, request.header)
-            if main_shell and sup.running_count is not None:  # numbers the cell's prompt
-                reply["execution_count"] = sup.running_count
+            if count is not None:  # numbers the cell's prompt
+                reply["execution_count"] = count
         sup.outbox.reply(sup.sockets.shell, request, reply)
     sup.outbox.status(ExecutionState.IDLE, request.header)
     content = unpack_content(sup.session, request)
@@ -47,6 +49,20 @@ def answer_dead_request(
     if abort_queue and main_shell and not replied and not sup.restart_requested and \
             request.msg_type == MsgType.EXECUTE_REQUEST and content.get("stop_on_error", True):
         abort_queued_executes(sup)
+
+
+def running_count(sup: Supervisor, request: Inbound) -> int | None:
+    """The dead cell's number: from its execute_input, or, if that never reached us (the
+    process died first), from the worker's running-cell file, announcing the cell for it."""
+    if sup.running_count is not None:
+        return sup.running_count
+    count = running_cell_count(sup.private_dir, request.msg_id)
+    if count is not None:
+        code = unpack_content(sup.session, request).get("code", "")
+        sup.outbox.status(ExecutionState.BUSY, request.header)  # it went out with the input
+        sup.outbox.publish("execute_input", {"code": code, "execution_count": count},
+                           request.header)
+    return count
 
 
 def answer_running(sup: Supervisor, queue: ShellQueue, error: dict[str, Any],

@@ -24,6 +24,7 @@ from jupyter_client.jsonutil import json_default
 from jupyter_client.session import Session
 
 from kernelsvc.supervisor.protocol import DELIM, PROTOCOL_VERSION, Channel
+from kernelsvc.supervisor.running_cell import RunningCellWriter
 from kernelsvc.worker.link import Link
 from kernelsvc.worker.output_budget import OutputBudget
 
@@ -85,6 +86,7 @@ class Kernel:
 
     def __init__(self, link: Link, session: Session, config: dict[str, Any]) -> None:
         self.link = link
+        self.running_cell: RunningCellWriter | None = None  # set by main once built
         self.session = session
         self.config = config
         self.pid = os.getpid()

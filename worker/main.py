@@ -16,6 +16,7 @@ from jupyter_client.session import Session
 
 from kernelsvc.supervisor.kernel_info import kernel_info_content
 from kernelsvc.supervisor.protocol import INTERRUPT_TARGET, Channel, SysEvent
+from kernelsvc.supervisor.running_cell import RunningCellWriter
 from kernelsvc.worker import interrupts
 from kernelsvc.worker.link import Link
 
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
 
     kernel, shell = build_kernel(link, signer, config)
     interrupts.install(interrupt_target_file(args.endpoint))
+    kernel.running_cell = RunningCellWriter(private_dir(args.endpoint))
     start_threads(kernel, shell, reader)  # before READY: requests may follow at once
     link.send_sys(
         SysEvent.READY,
@@ -122,9 +124,14 @@ def main(argv: list[str] | None = None) -> None:
     serve(kernel, shell, reader)
 
 
+def private_dir(endpoint: str) -> str:
+    """The supervisor's private dir: the worker's socket, the interrupt target, the running
+    cell."""
+    return os.path.dirname(endpoint.removeprefix("ipc://"))
+
+
 def interrupt_target_file(endpoint: str) -> str:
-    """The supervisor's private dir holds the worker's socket and the interrupt target."""
-    return os.path.join(os.path.dirname(endpoint.removeprefix("ipc://")), INTERRUPT_TARGET)
+    return os.path.join(private_dir(endpoint), INTERRUPT_TARGET)
 
 
 def kernel_info(shell) -> dict[str, Any]:
