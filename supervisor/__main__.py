@@ -10,13 +10,13 @@ import sys
 
 
 def run() -> None:
-    if sys.argv[1:2] == ["start"]:
+    argv = sys.argv[2:]
+    if sys.argv[1:2] == ["start"] and "--help" not in argv:
+        from kernelsvc.supervisor.earlybind import argv_option, bind_early
         from kernelsvc.supervisor.forkserver import prestart
 
-        prestart(sys.argv[2:])
-        from kernelsvc.supervisor.earlybind import bind_early
-
-        bind_early(sys.argv[2:])
+        prestart(argv_option(argv, "--preload") or "")
+        bind_early(argv)
 
     from kernelsvc.supervisor.cli import main
 

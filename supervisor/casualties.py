@@ -52,12 +52,10 @@ def answer_dead_request(
 
 
 def running_count(sup: Supervisor, request: Inbound) -> int | None:
-    """The dead cell's number: from its execute_input, or, if that never reached us (the
-    process died first), from the worker's running-cell file, announcing the cell for it."""
-    if sup.running_count is not None:
-        return sup.running_count
+    """The dead cell's number, from the worker's running-cell file; if its execute_input
+    never reached us (the process died first), the cell is announced for it."""
     count = running_cell_count(sup.private_dir, request.msg_id)
-    if count is not None:
+    if count is not None and sup.announced != request.msg_id:
         code = unpack_content(sup.session, request).get("code", "")
         sup.outbox.status(ExecutionState.BUSY, request.header)  # it went out with the input
         sup.outbox.publish("execute_input", {"code": code, "execution_count": count},

@@ -21,8 +21,8 @@ _bound: tuple[Path, Any, Any, Any] | None = None  # (connection file, context, s
 def bind_early(argv: list[str]) -> None:
     """From ``kernelsvc start``'s arguments: bind now if the case is plain."""
     global _bound
-    path = _option(argv, "--connection-file", "-f")
-    if path is None or "--help" in argv or any(
+    path = argv_option(argv, "--connection-file", "-f")
+    if path is None or any(
             arg.startswith(("--gateway", "--max-message-size")) for arg in argv):
         return
     try:
@@ -61,7 +61,9 @@ def take_bound(path: Path, max_message_size: int, gateway: object) -> tuple[Any,
     return ctx, sockets, info
 
 
-def _option(argv: list[str], *names: str) -> str | None:
+def argv_option(argv: list[str], *names: str) -> str | None:
+    """An option's value from ``kernelsvc start``'s arguments, before click parses them
+    (``--name value`` or ``--name=value``; the last one wins, as with click)."""
     value = None
     for i, arg in enumerate(argv):
         if arg in names and i + 1 < len(argv):

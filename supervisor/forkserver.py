@@ -178,15 +178,15 @@ def worker_env() -> dict[str, str]:
 _prestarted: ForkServer | None = None
 
 
-def prestart(argv: list[str]) -> None:
-    """Start the fork server now, from ``kernelsvc start``'s arguments (only --preload
-    matters to it), so that its IPython import overlaps the supervisor's own imports and
-    set-up. The Spawner adopts it (``take_prestarted``) if its --preload is the same."""
+def prestart(preload: str) -> None:
+    """Start the fork server now, for ``kernelsvc start``'s --preload, so that its IPython
+    import overlaps the supervisor's own imports and set-up. The Spawner adopts it
+    (``take_prestarted``) if its --preload is the same."""
     global _prestarted
-    if "--help" in argv or _prestarted is not None:
+    if _prestarted is not None:
         return
     become_subreaper()  # before any worker can be forked, as the Spawner does
-    forkserver = ForkServer(_preload_arg(argv))
+    forkserver = ForkServer(preload)
     try:
         forkserver.launch(worker_env())
     except OSError:
@@ -206,13 +206,3 @@ def take_prestarted(preload: str) -> ForkServer | None:
         return None
     forkserver.attach_stderr()
     return forkserver
-
-
-def _preload_arg(argv: list[str]) -> str:
-    preload = ""
-    for i, arg in enumerate(argv):
-        if arg == "--preload" and i + 1 < len(argv):
-            preload = argv[i + 1]
-        elif arg.startswith("--preload="):
-            preload = arg.partition("=")[2]
-    return preload

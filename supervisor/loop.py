@@ -84,7 +84,7 @@ class Supervisor:
         self.queued_at_restart = 0
         self.stop_reason: str | None = None  # set once the service is stopping
         self.kill_error: dict[str, Any] | None = None  # why we killed the worker, if we did
-        self.running_count: int | None = None  # execute_input's count for the running cell
+        self.announced: str | None = None  # the running main cell, once its execute_input passed
         self.watchdog = Watchdog(self, config.limits)
         self.rejections = clients.RejectionLog()
         self.systemd = Notifier()
@@ -318,7 +318,7 @@ class Supervisor:
                 queue.note_reply()  # one request runs at a time per shell: this is its reply
             body = frames[3:]  # without the subshell frame
         elif channel == Channel.IOPUB.frame and frames[2].endswith(b".execute_input"):
-            self.note_execution_count(frames)
+            self.note_announced(frames)
         elif channel == Channel.STDIN.frame:
             self.input_pending = True
         elif channel == Channel.CONTROL.frame and not self.debug.on_reply(self, body):
@@ -327,19 +327,18 @@ class Supervisor:
         if sock is not None:
             send_frames(sock, body)  # relayed as the worker signed it
 
-    def note_execution_count(self, frames: list[bytes]) -> None:
-        """The count the main shell's running cell was given, for its reply if the worker
-        dies in it (a subshell's execute_input does not count)."""
+    def note_announced(self, frames: list[bytes]) -> None:
+        """The main shell's running cell was announced to the clients (a subshell's
+        execute_input does not count); if the worker dies in it, its number is in the
+        running-cell file (casualties.running_count)."""
         running = self.queue.running
         try:
             delimiter = frames.index(DELIM, 2)  # [id, channel, topic, DELIM, sig, h, p, m, c]
             parent = self.session.unpack(frames[delimiter + 3])
-            if running is None or parent.get("msg_id") != running.msg_id:
-                return
-            content = self.session.unpack(frames[delimiter + 5])
-            self.running_count = int(content["execution_count"])
-        except (ValueError, KeyError, TypeError, IndexError):
-            self.running_count = None
+        except (ValueError, TypeError, IndexError):
+            return
+        if running is not None and parent.get("msg_id") == running.msg_id:
+            self.announced = running.msg_id
 
     def on_sys(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
@@ -451,7 +450,7 @@ class Supervisor:
                 self.send_request(request, subshell_id)
 
     def on_main_started(self, request: Inbound) -> None:
-        self.running_count = None
+        self.announced = None
         self.watchdog.on_dispatch(request, request_metadata(self.session, request))
 
     def send_request(self, request: Inbound, subshell_id: str,

@@ -14,6 +14,7 @@ import structlog
 
 from kernelsvc.supervisor.limits import Limits, format_bytes, tree_rss
 from kernelsvc.supervisor.protocol import INTERRUPT_TARGET, SysEvent
+from kernelsvc.supervisor.record_file import RecordFile
 from kernelsvc.supervisor.states import WorkerState
 from kernelsvc.supervisor.wire import Inbound
 
@@ -154,30 +155,14 @@ class Watchdog:
         })
 
 
-class InterruptTarget:
+class InterruptTarget(RecordFile):
     """Which request the next SIGINT is for, where the worker's handler reads it: a signal
-    that lands after that request ended must not interrupt the next one.
-
-    Written in place, one pwrite into the page cache (a few µs). Creating a file and
-    renaming it over the last one cost 0.2–0.9 ms before every signal (ext4 flushes a file
-    renamed over another). In place needs no rename to be whole: the worker reads only
-    after a signal, sent after the write, and a write never leaves an older id's tail (ids
-    are padded with spaces to the longest written; the reader strips them, and blanks what
-    it read, so a target is used by one signal only)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.fd: int | None = None
-        self.width = 0  # bytes in the file
+    that lands after that request ended must not interrupt the next one. Written before the
+    signal; the worker blanks what it read, so a target is used by one signal only."""
 
     def write(self, msg_id: str) -> None:
         try:
-            if self.fd is None:
-                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-                self.width = os.fstat(self.fd).st_size
-            data = msg_id.encode()
-            self.width = max(self.width, len(data))
-            os.pwrite(self.fd, data.ljust(self.width), 0)
+            super().write(msg_id)
         except OSError as exc:  # the interrupt still goes out, untargeted (as before)
             log.warning("interrupt_target_unwritten", error=type(exc).__name__)
 

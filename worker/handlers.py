@@ -27,13 +27,13 @@ def execute(kernel: Kernel, shell: KernelShell, request: Request) -> dict[str, A
     silent = bool(content.get("silent", False))
     store_history = bool(content.get("store_history", not silent))
     if not silent:
-        kernel.publish("execute_input", {"code": code, "execution_count": shell.execution_count})
-        # Out before user code runs: if the cell kills the worker, the supervisor still
-        # knows the cell's number (and the frontend saw it start). ZMQ may not have written
-        # it yet when the process dies, so the number also goes where the supervisor looks.
-        kernel.link.flush(timeout=FLUSH_TIMEOUT)
         if not request.subshell and kernel.running_cell is not None:
-            kernel.running_cell.write(request.header["msg_id"], shell.execution_count)
+            # Where the supervisor finds the number if the cell kills the worker.
+            kernel.running_cell.note(request.header["msg_id"], shell.execution_count)
+        kernel.publish("execute_input", {"code": code, "execution_count": shell.execution_count})
+        # Out before user code runs, so the frontend saw the cell start (if it kills the
+        # worker before ZMQ wrote it, the supervisor announces it from the file).
+        kernel.link.flush(timeout=FLUSH_TIMEOUT)
     shell._last_error = None
     result = None
     try:

@@ -6,10 +6,10 @@ from kernelsvc.supervisor.running_cell import RunningCellWriter, running_cell_co
 def test_the_supervisor_reads_the_number_of_that_cell_only(tmp_path):
     writer = RunningCellWriter(str(tmp_path))
     assert running_cell_count(tmp_path, "m1") is None  # nothing written yet
-    writer.write("a-long-message-id-0001", 12)
+    writer.note("a-long-message-id-0001", 12)
     assert running_cell_count(tmp_path, "a-long-message-id-0001") == 12
     assert running_cell_count(tmp_path, "another-request") is None
-    writer.write("m2", 13)  # rewritten in place: no tail of the longer record remains
+    writer.note("m2", 13)  # rewritten in place: no tail of the longer record remains
     assert running_cell_count(tmp_path, "m2") == 13
     assert running_cell_count(tmp_path, "a-long-message-id-0001") is None
 
